@@ -1,0 +1,73 @@
+"""The configuration schema: every key a terminal may set, its type and its meaning.
+
+Pydantic models with `extra="forbid"`, so a misspelt key is an error rather than a
+silently ignored setting. Device sections are validated in two steps: the common keys
+here, then the driver's own parameters against that driver's `Params` model.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TerminalSection(_Section):
+    id: str = Field(description="terminal identity as enrolled with the platform")
+    location: str = Field(description="where the terminal stands, for the help desk")
+    data_dir: str = Field(description="folder for logs and queued data")
+
+
+class UiSection(_Section):
+    fullscreen: bool
+    width: int = Field(gt=0, le=8192)
+    height: int = Field(gt=0, le=8192)
+    font: str
+    font_candidates: list[str]
+    language: Literal["zh-CN", "en"]
+
+
+class VisitSection(_Section):
+    idle_timeout_s: float = Field(gt=0)
+    idle_warning_s: float = Field(ge=0)
+    identify_timeout_s: float = Field(gt=0)
+
+
+class VoiceSection(_Section):
+    enabled: bool
+    voice: str
+    rate: int = Field(ge=60, le=400)
+    volume: float = Field(ge=0.0, le=1.0)
+    output_dir: str
+
+
+class LoggingSection(_Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    file: str
+
+
+class DeviceSection(BaseModel):
+    """Common keys of a device; the rest are the driver's parameters."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    device_class: str = Field(alias="class")
+    driver: str
+    enabled: bool = True
+    emulate: bool = False
+    emulator: dict[str, Any] = Field(default_factory=dict)
+
+    def driver_params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class KioskConfig(_Section):
+    terminal: TerminalSection
+    ui: UiSection
+    visit: VisitSection
+    voice: VoiceSection
+    logging: LoggingSection
+    devices: dict[str, DeviceSection] = Field(default_factory=dict)

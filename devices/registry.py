@@ -1,0 +1,57 @@
+"""Drivers and emulators chosen by name in config, imported lazily.
+
+Like python-can's interface table: the config names a device class and a driver; this
+module knows where each lives, so adding a driver is one line here and no import cost
+for terminals that do not use it.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from devices.base import Device
+
+# device class -> driver name -> "module:Class"
+DRIVERS: dict[str, dict[str, str]] = {
+    "idcard": {"sam_serial": "devices.idcard.driver:SamSerialReader"},
+}
+
+# device class -> driver name -> "module:Class" of an emulator speaking that driver's wire
+EMULATORS: dict[str, dict[str, str]] = {
+    "idcard": {"sam_serial": "devices.idcard.emulator:SamEmulator"},
+}
+
+
+class UnknownDriver(LookupError):
+    """The config names a device class or driver this build does not have."""
+
+
+def _load(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def known_classes() -> list[str]:
+    return sorted(DRIVERS)
+
+
+def known_drivers(device_class: str) -> list[str]:
+    return sorted(DRIVERS.get(device_class, {}))
+
+
+def driver_class(device_class: str, driver: str) -> type[Device]:
+    if device_class not in DRIVERS:
+        raise UnknownDriver(f"unknown device class {device_class!r}; known: {', '.join(known_classes())}")
+    drivers = DRIVERS[device_class]
+    if driver not in drivers:
+        raise UnknownDriver(
+            f"unknown {device_class} driver {driver!r}; known: {', '.join(sorted(drivers))}"
+        )
+    return _load(drivers[driver])
+
+
+def emulator_class(device_class: str, driver: str) -> type:
+    try:
+        return _load(EMULATORS[device_class][driver])
+    except KeyError:
+        raise UnknownDriver(f"no emulator for {device_class} driver {driver!r}") from None

@@ -1,0 +1,74 @@
+"""Services as data: what a visit can choose, and where each form field's value comes from."""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CATALOGUE_FILE = Path(__file__).resolve().parent.parent / "config" / "catalogue.toml"
+
+
+class CatalogueError(ValueError):
+    """The catalogue data is malformed; the message names the service and the field."""
+
+
+@dataclass(frozen=True)
+class Field:
+    key: str
+    label: dict[str, str]
+    source: str  # "identity.<attr>" or "" when the citizen must type it
+
+    def prefill(self, identity: Any) -> str:
+        if identity is None or not self.source.startswith("identity."):
+            return ""
+        value = getattr(identity, self.source.split(".", 1)[1], "")
+        return "" if value is None else str(value)
+
+
+@dataclass(frozen=True)
+class Service:
+    id: str
+    category: str
+    title: dict[str, str]
+    fields: tuple[Field, ...]
+
+    def title_in(self, lang: str) -> str:
+        return self.title.get(lang) or self.title["zh-CN"]
+
+
+class Catalogue:
+    def __init__(self, services: list[Service]) -> None:
+        self._services = {s.id: s for s in services}
+        if len(self._services) != len(services):
+            raise CatalogueError("two services share one id")
+
+    @classmethod
+    def load(cls, path: Path = CATALOGUE_FILE) -> "Catalogue":
+        with path.open("rb") as fh:
+            raw = tomllib.load(fh)
+        return cls.from_data(raw.get("service", []), str(path))
+
+    @classmethod
+    def from_data(cls, items: list[dict[str, Any]], where: str = "catalogue") -> "Catalogue":
+        services = []
+        for n, item in enumerate(items):
+            try:
+                fields = tuple(Field(f["key"], dict(f["label"]), f.get("source", ""))
+                               for f in item.get("fields", []))
+                services.append(Service(item["id"], item.get("category", ""), dict(item["title"]), fields))
+            except (KeyError, TypeError) as exc:
+                raise CatalogueError(f"{where}: service #{n + 1} lacks {exc}") from None
+        return cls(services)
+
+    def services(self) -> list[Service]:
+        return list(self._services.values())
+
+    def get(self, service_id: str) -> Service:
+        try:
+            return self._services[service_id]
+        except KeyError:
+            raise CatalogueError(f"no service {service_id!r} in the catalogue") from None
+
+    def add(self, service: Service) -> None:
+        self._services[service.id] = service

@@ -1,0 +1,194 @@
+"""Play a scripted visit against emulated devices, with no window, and say what happened.
+
+Integrators use it to check a terminal build end to end; the soak tests play thousands
+of them. A scenario is a TOML file: a name and a list of `[[steps]]`, each with a `do`
+(see ACTIONS and docs/scenarios.md). Idle time is simulated: `idle` moves the visit's
+clock forward instead of sleeping, so a 60-second timeout takes no real minute.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from config.schema import KioskConfig
+from kiosk.terminal import Terminal
+from kiosk.visit import InvalidTransition, View
+
+ACTIONS = ("press", "place_card", "remove_card", "choose", "correct", "idle", "expect",
+           "language", "device", "wait")
+PRESSES = {"start", "back", "cancel", "confirm", "finish", "continue"}
+
+
+class ScenarioError(Exception):
+    """The scenario file is malformed; the message names the step and the fix."""
+
+
+class ScenarioFailed(AssertionError):
+    """The terminal did not do what the scenario expected."""
+
+
+class VirtualClock:
+    """Real monotonic time plus simulated idle time."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.monotonic() + self.offset
+
+
+@dataclass
+class Scenario:
+    name: str
+    steps: list[dict[str, Any]]
+    path: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Scenario":
+        try:
+            with open(path, "rb") as fh:
+                raw = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ScenarioError(f"scenario file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ScenarioError(f"scenario file {path} is not valid TOML: {exc}") from None
+        steps = raw.get("steps")
+        if not isinstance(steps, list) or not steps:
+            raise ScenarioError(f"{path}: no [[steps]]; a scenario needs at least one step")
+        for n, step in enumerate(steps, 1):
+            if step.get("do") not in ACTIONS:
+                raise ScenarioError(f"{path}: step {n} has do = {step.get('do')!r}; "
+                                    f"use one of: {', '.join(ACTIONS)}")
+            if step["do"] == "press" and step.get("button") not in PRESSES:
+                raise ScenarioError(f"{path}: step {n} presses {step.get('button')!r}; "
+                                    f"buttons: {', '.join(sorted(PRESSES))}")
+        return cls(str(raw.get("name", Path(path).stem)), steps, str(path))
+
+
+@dataclass
+class Result:
+    passed: bool
+    views: list[View] = field(default_factory=list)
+    failure: str = ""
+
+
+class Runner:
+    def __init__(self, cfg: KioskConfig, out: TextIO = sys.stdout, speaker: Any = None) -> None:
+        for dev in cfg.devices.values():
+            dev.emulate = True  # scenarios always run on emulated devices
+        self.clock = VirtualClock()
+        self.terminal = Terminal(cfg, clock=self.clock, speaker=speaker)
+        self.out = out
+        self.views: list[View] = []
+        self._changed = threading.Condition()
+        self._t0 = time.monotonic()
+        self.terminal.visit.subscribe(self._on_view)
+
+    def _say(self, text: str) -> None:
+        self.out.write(f"{time.monotonic() - self._t0:7.2f}s  {text}\n")
+        self.out.flush()
+
+    def _on_view(self, view: View) -> None:
+        with self._changed:
+            self.views.append(view)
+            self._changed.notify_all()
+        extra = f", notice {view.message_key}" if view.message_key else ""
+        if view.warning_seconds is not None:
+            extra += f", idle warning {view.warning_seconds}s"
+        self._say(f"screen {view.step.value} ({view.reason}{extra})")
+
+    def _emulator(self, name: str) -> Any:
+        try:
+            return self.terminal.emulators[name]
+        except KeyError:
+            raise ScenarioError(f"no emulated device named {name!r}; devices: "
+                                f"{', '.join(self.terminal.emulators) or 'none'}") from None
+
+    def _wait_for(self, pred: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not pred():
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.1))
+        return True
+
+    def run(self, scenario: Scenario) -> Result:
+        self._say(f"scenario: {scenario.name}")
+        self.terminal.start()
+        try:
+            for n, step in enumerate(scenario.steps, 1):
+                self._do(n, step)
+        except (ScenarioFailed, InvalidTransition) as exc:
+            self._say(f"FAILED at step {n}: {exc}")
+            return Result(False, self.views, f"step {n}: {exc}")
+        finally:
+            self.terminal.stop()
+        self._say(f"passed: {len(scenario.steps)} steps")
+        return Result(True, self.views)
+
+    def _do(self, n: int, step: dict[str, Any]) -> None:
+        visit = self.terminal.visit
+        action = step["do"]
+        if action == "press":
+            button = step["button"]
+            self._say(f"press {button}")
+            {"start": visit.start, "back": visit.back, "cancel": visit.cancel,
+             "confirm": visit.confirm, "finish": visit.finish,
+             "continue": visit.keep_alive}[button]()
+        elif action == "place_card":
+            self._say(f"place card {step['card']}")
+            self._emulator(step.get("device", "idcard")).place_card(step["card"])
+        elif action == "remove_card":
+            self._say("remove card")
+            self._emulator(step.get("device", "idcard")).remove_card()
+        elif action == "choose":
+            self._say(f"choose {step['service']}")
+            visit.choose(step["service"])
+        elif action == "correct":
+            self._say(f"correct field {step['field']}")
+            visit.correct(step["field"], str(step["value"]))
+        elif action == "language":
+            visit.set_language(step["language"])
+        elif action == "idle":
+            seconds = float(step["seconds"])
+            self._say(f"no touch for {seconds:g}s (simulated)")
+            for _ in range(int(seconds)):
+                self.clock.offset += 1.0
+                visit.tick()
+        elif action == "wait":
+            time.sleep(float(step["seconds"]))
+        elif action == "device":
+            call = step["call"]
+            emulator = self._emulator(step["device"])
+            if not callable(getattr(emulator, call, None)):
+                raise ScenarioError(f"step {n}: the {step['device']} emulator has no action {call!r}")
+            self._say(f"{step['device']}: {call}")
+            getattr(emulator, call)(*step.get("args", []))
+        elif action == "expect":
+            self._expect(step)
+
+    def _expect(self, step: dict[str, Any]) -> None:
+        want_step = step.get("step")
+        want_msg = step.get("notice")
+        within = float(step.get("within_s", 10))
+        visit = self.terminal.visit
+
+        def ok() -> bool:
+            view = visit.view()
+            return ((want_step is None or view.step.value == want_step)
+                    and (want_msg is None or view.message_key == want_msg))
+
+        if not self._wait_for(ok, within):
+            view = visit.view()
+            raise ScenarioFailed(f"expected step {want_step!r}"
+                                 + (f" with notice {want_msg!r}" if want_msg else "")
+                                 + f" within {within:g}s, but the screen is {view.step.value!r}"
+                                 + (f" with notice {view.message_key!r}" if view.message_key else ""))
+        self._say(f"ok: screen is {visit.view().step.value}")

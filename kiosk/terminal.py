@@ -1,0 +1,110 @@
+"""Wire one terminal together: config -> emulators -> devices -> visit -> voice.
+
+Both the touchscreen app and the headless runner build a Terminal; the UI only adds
+screens on top of it.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from config.schema import KioskConfig
+from config.texts import Texts
+from devices import registry
+from devices.base import Device, DeviceEvent, DeviceState
+from devices.supervisor import Supervisor
+from kiosk.catalogue import Catalogue
+from kiosk.visit import Step, Timing, View, Visit
+
+log = logging.getLogger(__name__)
+
+# the reason a view changed -> speak it? Countdown ticks and corrections stay silent.
+_SILENT_REASONS = {"correct", "continue"}
+
+
+class Terminal:
+    def __init__(self, cfg: KioskConfig, *, clock: Callable[[], float] = time.monotonic,
+                 today: Callable[[], datetime.date] = datetime.date.today,
+                 speaker: Any = None, root: Path | None = None) -> None:
+        self.cfg = cfg
+        self.root = root or Path(__file__).resolve().parent.parent
+        self.texts = Texts.load()
+        self.catalogue = Catalogue.load()
+        self.visit = Visit(self.catalogue, Timing(cfg.visit.idle_timeout_s, cfg.visit.idle_warning_s,
+                                                  cfg.visit.identify_timeout_s),
+                           clock=clock, today=today, language=cfg.ui.language)
+        self.devices: dict[str, Device] = {}
+        self.emulators: dict[str, Any] = {}
+        self.speaker = speaker
+        self.supervisor: Supervisor | None = None
+        self._warned = False
+        self.visit.subscribe(self._speak)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self, supervise: bool = True) -> None:
+        """Start emulators, build and open devices; a missing device is a status, not a crash."""
+        for name, dev_cfg in self.cfg.devices.items():
+            if not dev_cfg.enabled:
+                continue
+            params = dev_cfg.driver_params()
+            if dev_cfg.emulate:
+                emulator_cls = registry.emulator_class(dev_cfg.device_class, dev_cfg.driver)
+                emulator = emulator_cls(**dev_cfg.emulator)
+                params["port"] = emulator.start()
+                self.emulators[name] = emulator
+                log.info("%s: emulated %s on %s", name, dev_cfg.driver, params["port"])
+            device = registry.driver_class(dev_cfg.device_class, dev_cfg.driver)(name, **params)
+            device.subscribe(self._on_device_event)
+            self.devices[name] = device
+        self.supervisor = Supervisor(list(self.devices.values()))
+        if supervise:
+            self.supervisor.start()
+        else:
+            for device in self.devices.values():
+                try:
+                    device.open()
+                except Exception as exc:  # the status already says why
+                    log.warning("%s did not open: %s", device.name, exc)
+
+    def stop(self) -> None:
+        self.visit.wipe("shutdown") if self.visit.step is not Step.ATTRACT else None
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        for emulator in self.emulators.values():
+            emulator.stop()
+        if self.speaker is not None:
+            self.speaker.close()
+
+    # -- device events -> visit ---------------------------------------------------------
+    def _on_device_event(self, event: DeviceEvent) -> None:
+        if event.kind == "card_placed":
+            if "identity" in event.data:
+                self.visit.card_read(event.data["identity"])
+            else:
+                self.visit.card_failed()
+        elif event.kind == "card_removed":
+            self.visit.card_removed()
+        elif event.kind == "status_changed" and event.data.get("device") != DeviceState.ONLINE.value:
+            self.visit.reader_offline()
+
+    # -- voice ---------------------------------------------------------------------------
+    def prompt_for(self, view: View) -> str | None:
+        """The text key to speak for a view, or None when nothing should be said."""
+        if view.warning_seconds is not None:
+            if self._warned:
+                return None
+            self._warned = True
+            return "idle.prompt"
+        self._warned = False
+        if view.reason in _SILENT_REASONS:
+            return None
+        return view.message_key or view.prompt_key
+
+    def _speak(self, view: View) -> None:
+        key = self.prompt_for(view)
+        if key is None or self.speaker is None:
+            return
+        self.speaker.say(self.texts.get(key, view.language), interrupt=True)

@@ -1,0 +1,300 @@
+"""A visit as a plain-Python state machine, with idle handling and the wipe.
+
+The screens only render `View`s and forward touches; device threads forward card
+events. Time comes from an injected clock, so timeouts are tested (and scenarios
+played) without waiting, and nothing here knows about Kivy.
+"""
+from __future__ import annotations
+
+import datetime
+import enum
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from kiosk.catalogue import Catalogue, Service
+from kiosk.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class Step(str, enum.Enum):
+    ATTRACT = "attract"
+    IDENTIFY = "identify"
+    CHOOSE = "choose"
+    REVIEW = "review"
+    FINISH = "finish"
+
+
+class InvalidTransition(RuntimeError):
+    """An action that the current step does not offer (a screen or scenario bug)."""
+
+
+class SubmitError(Exception):
+    """The application could not be handed to the platform."""
+
+
+class Submitter(Protocol):
+    def __call__(self, session: Session, service: Service, answers: dict[str, str]) -> str:
+        """Hand the application over; return the platform's receipt number."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    idle_timeout_s: float = 60.0
+    idle_warning_s: float = 15.0
+    identify_timeout_s: float = 90.0
+
+
+@dataclass(frozen=True)
+class View:
+    """Everything a screen shows and the voice says for the current moment of the visit."""
+
+    step: Step
+    language: str
+    title_key: str
+    prompt_key: str | None = None
+    title_values: dict[str, str] = field(default_factory=dict)
+    message_key: str | None = None  # a notice shown on the step (expired card, ...)
+    services: tuple[tuple[str, str], ...] = ()  # (id, title) on the choose step
+    fields: tuple[tuple[str, str, str], ...] = ()  # (key, label, value) on the review step
+    warning_seconds: int | None = None  # idle countdown, None when not warning
+    receipt: str | None = None
+    reason: str = ""  # why the view changed: "start", "card", "timeout", ...
+
+
+Listener = Callable[[View], None]
+
+_TITLES = {
+    Step.ATTRACT: ("attract.title", "attract.prompt"),
+    Step.IDENTIFY: ("identify.title", "identify.prompt"),
+    Step.CHOOSE: ("choose.title", "choose.prompt"),
+    Step.REVIEW: ("review.title", "review.prompt"),
+    Step.FINISH: ("finish.title", "finish.prompt"),
+}
+
+
+class Visit:
+    """The state machine of one terminal: attract -> identify -> choose -> review -> finish."""
+
+    def __init__(self, catalogue: Catalogue, timing: Timing = Timing(), *,
+                 clock: Callable[[], float] = time.monotonic,
+                 today: Callable[[], datetime.date] = datetime.date.today,
+                 submitter: Submitter | None = None, language: str = "zh-CN") -> None:
+        self.catalogue = catalogue
+        self.timing = timing
+        self.clock = clock
+        self.today = today
+        self.submitter = submitter
+        self.default_language = language
+        self.language = language
+        self.session = Session()
+        self.step = Step.ATTRACT
+        self.card_present = False
+        self._message: str | None = None
+        self._receipt: str | None = None
+        self._warning_deadline: float | None = None
+        self._last_activity = clock()
+        self._lock = threading.RLock()
+        self._listeners: list[Listener] = []
+        self.wipes = 0
+
+    # -- observation -------------------------------------------------------------------
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def view(self, reason: str = "") -> View:
+        with self._lock:
+            title_key, prompt_key = _TITLES[self.step]
+            values: dict[str, str] = {}
+            services: tuple[tuple[str, str], ...] = ()
+            fields: tuple[tuple[str, str, str], ...] = ()
+            if self.step is Step.CHOOSE:
+                values["name"] = getattr(self.session.identity, "name", "") or ""
+                services = tuple((s.id, s.title_in(self.language)) for s in self.catalogue.services())
+            if self.step is Step.REVIEW and self.session.service_id:
+                service = self.catalogue.get(self.session.service_id)
+                fields = tuple((f.key, f.label.get(self.language) or f.label["zh-CN"],
+                                self.session.answers.get(f.key, "")) for f in service.fields)
+            warning = None
+            if self._warning_deadline is not None:
+                warning = max(0, int(round(self._warning_deadline - self.clock())))
+            return View(self.step, self.language, title_key, prompt_key, values, self._message,
+                        services, fields, warning, self._receipt, reason)
+
+    def _publish(self, reason: str) -> None:
+        view = self.view(reason)
+        log.info("visit %s: step %s (%s)", self.session.visit_id[:8], view.step.value, reason)
+        for listener in list(self._listeners):
+            try:
+                listener(view)
+            except Exception:
+                log.exception("visit listener failed")
+
+    def _go(self, step: Step, reason: str, message: str | None = None) -> None:
+        self.step = step
+        self._message = message
+        self._warning_deadline = None
+        self._last_activity = self.clock()
+        self._publish(reason)
+
+    def _require(self, *steps: Step) -> None:
+        if self.step not in steps:
+            allowed = ", ".join(s.value for s in steps)
+            raise InvalidTransition(f"not possible on step {self.step.value} (only on {allowed})")
+
+    # -- citizen actions -----------------------------------------------------------------
+    def start(self) -> None:
+        with self._lock:
+            self._require(Step.ATTRACT)
+            self.session = Session()
+            self._go(Step.IDENTIFY, "start")
+
+    def choose(self, service_id: str) -> None:
+        with self._lock:
+            self._require(Step.CHOOSE)
+            service = self.catalogue.get(service_id)
+            self.session.service_id = service.id
+            self.session.answers = {f.key: f.prefill(self.session.identity) for f in service.fields}
+            self._go(Step.REVIEW, "choose")
+
+    def correct(self, key: str, value: str) -> None:
+        """The citizen corrects one prefilled field on the review step."""
+        with self._lock:
+            self._require(Step.REVIEW)
+            if key not in self.session.answers:
+                raise InvalidTransition(f"field {key!r} is not on this form")
+            self.session.answers[key] = value
+            self._last_activity = self.clock()
+            self._publish("correct")
+
+    def confirm(self) -> None:
+        with self._lock:
+            self._require(Step.REVIEW)
+            assert self.session.service_id is not None
+            service = self.catalogue.get(self.session.service_id)
+            if self.submitter is None:
+                log.warning("no platform client configured: application not submitted")
+                self._receipt = None
+                self._go(Step.FINISH, "not_submitted", "finish.not_submitted")
+                return
+            try:
+                self._receipt = self.submitter(self.session, service, dict(self.session.answers))
+            except SubmitError as exc:
+                log.warning("submission failed: %s", exc)
+                self._receipt = None
+                self._go(Step.FINISH, "not_submitted", "finish.not_submitted")
+                return
+            self._go(Step.FINISH, "submitted")
+
+    def back(self) -> None:
+        with self._lock:
+            if self.step is Step.REVIEW:
+                self.session.service_id = None
+                self.session.answers.clear()
+                self._go(Step.CHOOSE, "back")
+            elif self.step in (Step.IDENTIFY, Step.CHOOSE):
+                self.wipe("back")
+            else:
+                raise InvalidTransition(f"no way back from step {self.step.value}")
+
+    def cancel(self) -> None:
+        with self._lock:
+            if self.step is not Step.ATTRACT:
+                self.wipe("cancel")
+
+    def finish(self) -> None:
+        """The citizen is done (or leaves the finish screen): wipe and return to attract."""
+        with self._lock:
+            self._require(Step.FINISH)
+            self.wipe("finished")
+
+    def keep_alive(self) -> None:
+        """Any touch: the citizen is still there; clears an idle warning."""
+        with self._lock:
+            warned = self._warning_deadline is not None
+            self._warning_deadline = None
+            self._last_activity = self.clock()
+            if warned:
+                self._publish("continue")
+
+    def set_language(self, language: str) -> None:
+        with self._lock:
+            self.language = language
+            self._last_activity = self.clock()
+            self._publish("language")
+
+    # -- device events -------------------------------------------------------------------
+    def card_read(self, identity: Any) -> None:
+        """A card was read. On attract it starts a visit by itself; elsewhere it is ignored."""
+        with self._lock:
+            self.card_present = True
+            if self.step not in (Step.ATTRACT, Step.IDENTIFY):
+                log.info("card read on step %s ignored", self.step.value)
+                return
+            if self.step is Step.ATTRACT:
+                self.session = Session()
+            problem = identity.validity_problem(self.today()) if hasattr(identity, "validity_problem") else None
+            if problem:
+                log.info("card refused: %s", problem)
+                key = "identify.expired" if "expire" in problem.lower() or "过期" in problem else "identify.invalid"
+                if hasattr(identity, "wipe"):
+                    identity.wipe()
+                self._go(Step.IDENTIFY, "card_refused", key)
+                return
+            self.session.set_identity(identity)
+            self._go(Step.CHOOSE, "card")
+
+    def card_failed(self, message_key: str = "identify.read_failed") -> None:
+        with self._lock:
+            self.card_present = True
+            if self.step in (Step.ATTRACT, Step.IDENTIFY):
+                self._go(Step.IDENTIFY, "card_failed", message_key)
+
+    def card_removed(self) -> None:
+        with self._lock:
+            self.card_present = False
+            if self.step is Step.FINISH:
+                self.wipe("card_removed")
+
+    def reader_offline(self) -> None:
+        with self._lock:
+            if self.step is Step.IDENTIFY:
+                self._message = "identify.reader_offline"
+                self._publish("reader_offline")
+
+    # -- time ----------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Called about once a second: idle warning, then the wipe."""
+        with self._lock:
+            if self.step is Step.ATTRACT:
+                return
+            now = self.clock()
+            if self._warning_deadline is not None:
+                if now >= self._warning_deadline:
+                    self.wipe("timeout")
+                else:
+                    self._publish("warning")
+                return
+            limit = (self.timing.identify_timeout_s if self.step is Step.IDENTIFY
+                     else self.timing.idle_timeout_s)
+            if now - self._last_activity >= limit:
+                self._warning_deadline = now + self.timing.idle_warning_s
+                if self.timing.idle_warning_s <= 0:
+                    self.wipe("timeout")
+                else:
+                    self._publish("warning")
+
+    # -- the wipe ------------------------------------------------------------------------
+    def wipe(self, reason: str) -> None:
+        """End the visit: personal data overwritten and dropped, language reset, attract."""
+        with self._lock:
+            self.session.wipe()
+            self.session = Session()
+            self._receipt = None
+            self.language = self.default_language
+            self.wipes += 1
+            message = "card.take_back" if self.card_present else None
+            self._go(Step.ATTRACT, reason, message)

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Install everything the terminal and its tests need on Debian 12: system packages,
+# a virtual environment in .venv and the Python packages. Safe to run again: it only
+# installs what is missing and says what it does.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+
+APT_PACKAGES=(
+  python3 python3-venv python3-dev gcc          # Python and building wheels that compile
+  xvfb xauth xdotool                            # a virtual screen for the UI tests
+  libgl1 libgl1-mesa-dri libegl1 libgles2 libmtdev1   # Kivy's OpenGL (Mesa software GL)
+  espeak-ng libespeak-ng1                       # speech for the voice prompts
+  fonts-wqy-microhei                            # a Simplified-Chinese font for the screens
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  [[ $pkg == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  say "installing system packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  say "system packages: all present"
+fi
+
+PY=""
+for candidate in python3.11 python3.12 python3; do
+  if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(not ((3, 11) <= sys.version_info[:2] < (3, 13)))'; then
+    PY=$candidate; break
+  fi
+done
+[[ -n $PY ]] || { echo "[setup] Python 3.11 or 3.12 is needed (Debian 12: apt-get install python3)" >&2; exit 1; }
+
+if [[ ! -x .venv/bin/python ]]; then
+  say "creating the virtual environment .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+
+stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
+if [[ ! -f $stamp ]]; then
+  say "installing Python packages from pyproject.toml (first time: a few minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[test]"
+  rm -f .venv/.installed-*
+  touch "$stamp"
+else
+  say "Python packages: up to date"
+fi

@@ -1,0 +1,273 @@
+"""The visit state machine: every transition, the idle timeout and the wipe, without Kivy."""
+from __future__ import annotations
+
+import datetime
+import sys
+from dataclasses import dataclass
+
+import pytest
+
+from kiosk import privacy
+from kiosk.catalogue import Catalogue
+from kiosk.visit import InvalidTransition, Step, SubmitError, Timing, Visit
+
+
+@dataclass
+class FakeIdentity:
+    """Unit-test stand-in for devices.idcard's IdentityCard (same duck type)."""
+
+    name: str = "赵六"
+    id_number: str = "11010519491231002X"
+    address: str = "北京市东城区测试路1号"
+    problem: str | None = None
+    wiped: bool = False
+
+    def validity_problem(self, today: datetime.date) -> str | None:
+        return self.problem
+
+    def wipe(self) -> None:
+        self.name = self.id_number = self.address = ""
+        self.wiped = True
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def visit(clock: Clock) -> Visit:
+    return Visit(Catalogue.load(), Timing(60, 15, 90), clock=clock)
+
+
+def to_review(visit: Visit, identity: FakeIdentity | None = None) -> FakeIdentity:
+    identity = identity or FakeIdentity()
+    visit.start()
+    visit.card_read(identity)
+    visit.choose("social-insurance-record")
+    return identity
+
+
+def test_starts_on_attract(visit: Visit) -> None:
+    assert visit.step is Step.ATTRACT and visit.session.is_empty
+    assert visit.view().title_key == "attract.title"
+
+
+def test_full_visit_path(visit: Visit) -> None:
+    seen: list[str] = []
+    visit.subscribe(lambda v: seen.append(v.step.value))
+    identity = to_review(visit)
+    assert visit.view().fields[0][2] == "赵六"  # prefilled from the card
+    assert visit.session.answers["id_number"] == "11010519491231002X"
+    visit.confirm()
+    assert visit.step is Step.FINISH
+    visit.finish()
+    assert visit.step is Step.ATTRACT and identity.wiped and visit.session.is_empty
+    assert seen == ["identify", "choose", "review", "finish", "attract"]
+
+
+def test_card_on_attract_starts_visit(visit: Visit) -> None:
+    visit.card_read(FakeIdentity())
+    assert visit.step is Step.CHOOSE
+    assert visit.view().title_values["name"] == "赵六"
+
+
+def test_expired_card_refused_and_wiped(visit: Visit) -> None:
+    visit.start()
+    card = FakeIdentity(problem="card expired on 2020-01-01")
+    visit.card_read(card)
+    assert visit.step is Step.IDENTIFY and visit.view().message_key == "identify.expired"
+    assert card.wiped and visit.session.identity is None
+
+
+def test_invalid_card_refused(visit: Visit) -> None:
+    visit.start()
+    visit.card_read(FakeIdentity(problem="ID number check digit wrong"))
+    assert visit.view().message_key == "identify.invalid"
+
+
+def test_read_failure_and_reader_offline_notices(visit: Visit) -> None:
+    visit.start()
+    visit.card_failed()
+    assert visit.view().message_key == "identify.read_failed"
+    visit.reader_offline()
+    assert visit.view().message_key == "identify.reader_offline"
+
+
+def test_back_and_cancel(visit: Visit) -> None:
+    to_review(visit)
+    visit.back()
+    assert visit.step is Step.CHOOSE and visit.session.answers == {}
+    visit.back()
+    assert visit.step is Step.ATTRACT and visit.session.identity is None
+    to_review(visit)
+    visit.cancel()
+    assert visit.step is Step.ATTRACT and visit.session.is_empty
+    visit.cancel()  # on attract: nothing happens
+    assert visit.step is Step.ATTRACT
+
+
+def test_correct_a_field(visit: Visit) -> None:
+    to_review(visit)
+    visit.correct("name", "赵六六")
+    assert visit.session.answers["name"] == "赵六六"
+    with pytest.raises(InvalidTransition):
+        visit.correct("salary", "1")
+
+
+@pytest.mark.parametrize("action", ["choose", "confirm", "finish", "correct"])
+def test_actions_on_wrong_step_raise(visit: Visit, action: str) -> None:
+    args = {"choose": ("social-insurance-record",), "correct": ("name", "x")}.get(action, ())
+    with pytest.raises(InvalidTransition):
+        getattr(visit, action)(*args)
+
+
+def test_start_twice_raises(visit: Visit) -> None:
+    visit.start()
+    with pytest.raises(InvalidTransition):
+        visit.start()
+    with pytest.raises(InvalidTransition):
+        Visit(Catalogue.load()).back()
+
+
+def test_card_read_mid_visit_ignored(visit: Visit) -> None:
+    first = to_review(visit)
+    visit.card_read(FakeIdentity(name="别人"))
+    assert visit.step is Step.REVIEW and visit.session.identity is first
+
+
+def test_idle_warning_then_wipe(visit: Visit, clock: Clock) -> None:
+    identity = to_review(visit)
+    clock.now += 59
+    visit.tick()
+    assert visit.view().warning_seconds is None
+    clock.now += 1
+    visit.tick()
+    assert visit.view().warning_seconds == 15
+    clock.now += 10
+    visit.tick()
+    assert visit.view().warning_seconds == 5 and visit.step is Step.REVIEW
+    clock.now += 5
+    visit.tick()
+    assert visit.step is Step.ATTRACT and identity.wiped and visit.session.is_empty
+
+
+def test_touch_during_warning_continues(visit: Visit, clock: Clock) -> None:
+    to_review(visit)
+    clock.now += 61
+    visit.tick()
+    assert visit.view().warning_seconds is not None
+    visit.keep_alive()
+    assert visit.view().warning_seconds is None
+    clock.now += 30
+    visit.tick()
+    assert visit.step is Step.REVIEW
+
+
+def test_identify_has_its_own_timeout(visit: Visit, clock: Clock) -> None:
+    visit.start()
+    clock.now += 80
+    visit.tick()
+    assert visit.view().warning_seconds is None
+    clock.now += 10
+    visit.tick()
+    assert visit.view().warning_seconds == 15
+
+
+def test_attract_never_times_out(visit: Visit, clock: Clock) -> None:
+    clock.now += 10_000
+    visit.tick()
+    assert visit.step is Step.ATTRACT and visit.wipes == 0
+
+
+def test_submission_paths(clock: Clock) -> None:
+    calls = []
+
+    def ok(session, service, answers):  # type: ignore[no-untyped-def]
+        calls.append((service.id, answers["name"]))
+        return "R-0001"
+
+    v = Visit(Catalogue.load(), clock=clock, submitter=ok)
+    to_review(v)
+    v.confirm()
+    assert v.step is Step.FINISH and v.view().receipt == "R-0001"
+    assert calls == [("social-insurance-record", "赵六")]
+
+    def down(session, service, answers):  # type: ignore[no-untyped-def]
+        raise SubmitError("platform unreachable")
+
+    v = Visit(Catalogue.load(), clock=clock, submitter=down)
+    to_review(v)
+    v.confirm()
+    assert v.step is Step.FINISH and v.view().message_key == "finish.not_submitted"
+    assert v.view().receipt is None
+
+
+def test_no_platform_is_said_plainly(visit: Visit) -> None:
+    to_review(visit)
+    visit.confirm()
+    assert visit.view().message_key == "finish.not_submitted"
+
+
+def test_card_removed_on_finish_wipes(visit: Visit) -> None:
+    to_review(visit)
+    visit.confirm()
+    visit.card_removed()
+    assert visit.step is Step.ATTRACT and visit.session.is_empty
+
+
+def test_wipe_with_card_left_asks_to_take_it(visit: Visit, clock: Clock) -> None:
+    to_review(visit)
+    clock.now += 100
+    visit.tick()
+    clock.now += 100
+    visit.tick()
+    assert visit.step is Step.ATTRACT and visit.view().message_key == "card.take_back"
+
+
+def test_language_switch_keeps_the_visit_and_resets_after(visit: Visit) -> None:
+    to_review(visit)
+    visit.set_language("en")
+    view = visit.view()
+    assert view.step is Step.REVIEW and view.language == "en" and view.fields[0][1] == "Name"
+    visit.cancel()
+    assert visit.language == "zh-CN"
+
+
+def test_wipe_forgets_secrets_for_logging(visit: Visit) -> None:
+    to_review(visit)
+    assert "赵六" not in privacy.mask_text("赵六")
+    visit.cancel()
+    assert privacy.mask_text("赵六") == "赵六"
+
+
+def test_session_repr_has_no_personal_data(visit: Visit) -> None:
+    to_review(visit)
+    assert "赵六" not in repr(visit.session) and "1101" not in repr(visit.session)
+
+
+def test_kiosk_never_imports_kivy() -> None:
+    import kiosk.scenario  # noqa: F401  the widest import of kiosk/
+    import kiosk.terminal  # noqa: F401
+
+    assert not any(m == "kivy" or m.startswith("kivy.") for m in sys.modules)
+
+
+def test_new_service_needs_no_code(visit: Visit) -> None:
+    extra = Catalogue.from_data([{"id": "new-one", "title": {"zh-CN": "新事项"},
+                                  "fields": [{"key": "n", "label": {"zh-CN": "姓名"},
+                                              "source": "identity.name"}]}])
+    visit.catalogue.add(extra.get("new-one"))
+    visit.start()
+    visit.card_read(FakeIdentity())
+    assert ("new-one", "新事项") in visit.view().services
+    visit.choose("new-one")
+    assert visit.view().fields == (("n", "姓名", "赵六"),)
