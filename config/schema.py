@@ -39,7 +39,7 @@ class VisitSection(_Section):
 class VoiceSection(_Section):
     enabled: bool
     voice: str
-    rate: int = Field(ge=60, le=400)
+    rate: int = Field(ge=80, le=400)
     volume: float = Field(ge=0.0, le=1.0)
     output_dir: str
 

@@ -107,4 +107,4 @@ class Terminal:
         key = self.prompt_for(view)
         if key is None or self.speaker is None:
             return
-        self.speaker.say(self.texts.get(key, view.language), interrupt=True)
+        self.speaker.say(self.texts.get(key, view.language), interrupt=True, key=key)

@@ -11,7 +11,7 @@ APT_PACKAGES=(
   python3 python3-venv python3-dev gcc          # Python and building wheels that compile
   xvfb xauth xdotool                            # a virtual screen for the UI tests
   libgl1 libgl1-mesa-dri libegl1 libgles2 libmtdev1   # Kivy's OpenGL (Mesa software GL)
-  espeak-ng libespeak-ng1                       # speech for the voice prompts
+  espeak-ng libespeak-ng1 alsa-utils            # speech for the voice prompts (aplay plays them)
   fonts-wqy-microhei                            # a Simplified-Chinese font for the screens
 )
 
