@@ -239,7 +239,7 @@ class Visit:
             problem = identity.validity_problem(self.today()) if hasattr(identity, "validity_problem") else None
             if problem:
                 log.info("card refused: %s", problem)
-                key = "identify.expired" if "expire" in problem.lower() or "过期" in problem else "identify.invalid"
+                key = "identify.expired" if problem == "expired" else "identify.invalid"
                 if hasattr(identity, "wipe"):
                     identity.wipe()
                 self._go(Step.IDENTIFY, "card_refused", key)

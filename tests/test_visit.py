@@ -82,7 +82,7 @@ def test_card_on_attract_starts_visit(visit: Visit) -> None:
 
 def test_expired_card_refused_and_wiped(visit: Visit) -> None:
     visit.start()
-    card = FakeIdentity(problem="card expired on 2020-01-01")
+    card = FakeIdentity(problem="expired")
     visit.card_read(card)
     assert visit.step is Step.IDENTIFY and visit.view().message_key == "identify.expired"
     assert card.wiped and visit.session.identity is None
@@ -90,7 +90,7 @@ def test_expired_card_refused_and_wiped(visit: Visit) -> None:
 
 def test_invalid_card_refused(visit: Visit) -> None:
     visit.start()
-    visit.card_read(FakeIdentity(problem="ID number check digit wrong"))
+    visit.card_read(FakeIdentity(problem="bad_id_number"))
     assert visit.view().message_key == "identify.invalid"
 
 
