@@ -98,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     os.environ.setdefault("KIVY_NO_ARGS", "1")
+    # Kivy's own log handlers would bypass the privacy filter: leave logging to us.
+    os.environ["KIVY_LOG_MODE"] = "PYTHON"
     from screens.app import run_app
 
     terminal.start()

@@ -108,6 +108,8 @@ class Visit:
     def view(self, reason: str = "") -> View:
         with self._lock:
             title_key, prompt_key = _TITLES[self.step]
+            if self.step is Step.FINISH and self._message == "finish.not_submitted":
+                title_key, prompt_key = "finish.not_submitted_title", "finish.not_submitted"
             values: dict[str, str] = {}
             services: tuple[tuple[str, str], ...] = ()
             fields: tuple[tuple[str, str, str], ...] = ()

@@ -1,0 +1,369 @@
+"""The touchscreen app: one ScreenManager, one screen per step, all built once.
+
+The screens hold no business rules. The app subscribes to the Visit, renders each
+View on the UI thread, and forwards touches to the Visit's actions. It also:
+
+- counts every touch anywhere as "the citizen is still here" (`visit.keep_alive`);
+- drives the idle timer (`visit.tick()` once a second) and shows the idle warning
+  as a layer over the current screen;
+- never lets Esc, F1 or a window-manager close request end the kiosk (full screen);
+  SIGTERM and SIGINT stop it cleanly, so a watchdog can restart it;
+- test and bench hooks: with KIOSK_SCREENSHOT_DIR set it saves a screenshot after
+  each step change (`attract0001.png`, `identify0001.png`, `warning0001.png`, ...),
+  with KIOSK_BENCH=1 it prints `KIOSK_BENCH first_frame <unix time>` on its first frame.
+
+Kivy settings that must precede the window (size, full screen, Esc) are applied in
+the KioskApp constructor, so import this module and build the app before anything
+imports `kivy.core.window`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.config import Config
+from kivy.lang import Builder
+from kivy.properties import StringProperty
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.screenmanager import NoTransition
+
+from config.texts import LANGUAGES, Texts
+from kiosk.visit import InvalidTransition, View, Visit
+from screens import widgets  # noqa: F401  (registers the shared widget rules)
+from screens.attract import AttractScreen
+from screens.base import KioskScreen
+from screens.choose import ChooseScreen
+from screens.finish import FinishScreen
+from screens.fonts import register_chinese_font
+from screens.identify import IdentifyScreen
+from screens.idle import IdleOverlay
+from screens.review import ReviewScreen
+from screens.theme import Theme
+
+log = logging.getLogger(__name__)
+
+SCREENS: tuple[type[KioskScreen], ...] = (AttractScreen, IdentifyScreen, ChooseScreen,
+                                           ReviewScreen, FinishScreen)
+# what a touch may ask of the visit; "language" toggles to the next language
+ACTIONS = ("start", "choose", "correct", "confirm", "back", "cancel", "finish", "keep_alive",
+           "language")
+SHOT_DELAY_S = 0.3  # a screenshot waits this long after a change, then for the next frame
+KEY_ESCAPE = 27
+KEY_F1 = 282
+
+
+def configure_kivy(ui: Any) -> None:
+    """Kivy settings for a kiosk; the window takes them when it opens."""
+    Config.set("kivy", "exit_on_escape", "0")
+    # right clicks must not leave multitouch-emulation dots; a touchscreen that also
+    # reports as a mouse must not give every touch twice
+    Config.set("input", "mouse", "mouse,disable_multitouch,disable_on_activity")
+    Config.set("graphics", "fullscreen", "auto" if ui.fullscreen else "0")
+    Config.set("graphics", "width", str(ui.width))
+    Config.set("graphics", "height", str(ui.height))
+    Config.set("graphics", "show_cursor", "0" if ui.fullscreen else "1")
+    if "kivy.core.window" in sys.modules:  # the window exists already: change it in place
+        from kivy.core.window import Window
+
+        log.warning("Kivy's window opened before the kiosk configured it; resizing it")
+        if ui.fullscreen:
+            Window.fullscreen = "auto"
+        else:
+            Window.fullscreen = False
+            Window.size = (ui.width, ui.height)
+        Window.show_cursor = not ui.fullscreen
+
+
+class KioskRoot(BoxLayout):
+    """The frame around every screen: the blue header with the language toggle."""
+
+    app_title = StringProperty("")
+    language_text = StringProperty("")
+
+
+class KioskApp(App):
+    __events__ = ("on_view_shown", "on_screenshot", "on_first_frame")
+
+    use_kivy_settings = False
+
+    def __init__(self, terminal: Any = None, *, visit: Visit | None = None,
+                 texts: Texts | None = None, ui: Any = None,
+                 screenshot_dir: str | None = None, bench: bool | None = None,
+                 **kwargs: Any) -> None:
+        if terminal is not None:
+            visit = visit or terminal.visit
+            texts = texts or terminal.texts
+            ui = ui or terminal.cfg.ui
+        if visit is None or texts is None or ui is None:
+            raise TypeError("KioskApp needs a terminal, or visit=, texts= and ui=")
+        configure_kivy(ui)
+        # before any widget is built; fails here, before a window opens, with the paths tried
+        self.font_path = register_chinese_font(ui.font, ui.font_candidates)
+        super().__init__(**kwargs)
+        self.visit = visit
+        self.texts = texts
+        self.ui = ui
+        self.theme = Theme()
+        self.title = texts.get("app.title", visit.language)
+        if screenshot_dir is None:
+            screenshot_dir = os.environ.get("KIOSK_SCREENSHOT_DIR") or None
+        self.screenshot_dir = screenshot_dir
+        self.bench = os.environ.get("KIOSK_BENCH") == "1" if bench is None else bench
+        self.stop_requested = threading.Event()  # set from signal handlers or other threads
+        self.screens: dict[str, KioskScreen] = {}
+        self.overlay: IdleOverlay | None = None
+        self.first_frame_at: float | None = None
+        self._views: deque[View] = deque()
+        self._render_trigger: Callable[..., Any] | None = None
+        self._shown: View | None = None
+        self._running = False
+        self._shot_event: Any = None
+        self._shot_name = ""
+        self._intervals: list[Any] = []
+
+    # -- building ----------------------------------------------------------------------
+    def build(self) -> KioskRoot:
+        from kivy.core.window import Window
+
+        Window.clearcolor = Theme.page
+        self.theme.fit(*Window.size)
+        Window.bind(size=self._on_window_size, on_keyboard=self._on_keyboard,
+                    on_request_close=self._on_request_close, on_touch_down=self._on_any_touch)
+        root = KioskRoot()
+        manager = root.ids.manager
+        manager.transition = NoTransition()
+        for cls in SCREENS:
+            screen = cls(self)
+            self.screens[screen.name] = screen
+            manager.add_widget(screen)
+        self.manager = manager
+        self.frame = root
+        self.overlay = IdleOverlay(self)
+        self._render_trigger = Clock.create_trigger(self._drain)
+        self._running = True
+        self.visit.subscribe(self._on_view)
+        self._render(self.visit.view("app_start"))
+        self._intervals = [Clock.schedule_interval(self._tick, 1.0),
+                           Clock.schedule_interval(self._check_stop, 0.2)]
+        return root
+
+    def on_start(self) -> None:
+        from kivy.core.window import Window
+
+        Window.bind(on_flip=self._on_first_flip)
+
+    def on_stop(self) -> None:
+        from kivy.core.window import Window
+
+        self._running = False
+        for event in self._intervals:
+            event.cancel()
+        if self._shot_event is not None:
+            self._shot_event.cancel()
+        Window.unbind(size=self._on_window_size, on_keyboard=self._on_keyboard,
+                      on_request_close=self._on_request_close, on_touch_down=self._on_any_touch)
+
+    def open_settings(self, *_args: Any) -> bool:  # F1 must not open Kivy's settings panel
+        return False
+
+    # -- events other code may bind to (tests, the bench, remote view) ------------------
+    def on_view_shown(self, view: View) -> None:
+        """A view is on the screen (after rendering, on the UI thread)."""
+
+    def on_screenshot(self, name: str, path: str) -> None:
+        """A screenshot was written to `path`."""
+
+    def on_first_frame(self) -> None:
+        """The first frame is about to be shown."""
+
+    # -- the visit -> the screen ---------------------------------------------------------
+    def _on_view(self, view: View) -> None:
+        """Visit listener; may be called from any thread (device threads, the UI thread)."""
+        if not self._running or self._render_trigger is None:
+            return
+        self._views.append(view)
+        self._render_trigger()  # thread-safe; renders on the UI thread, in order
+
+    def _drain(self, _dt: float = 0.0) -> None:
+        while self._views:
+            view = self._views.popleft()
+            try:
+                self._render(view)
+            except Exception:
+                log.exception("rendering step %s failed", view.step.value)
+
+    def _render(self, view: View) -> None:
+        root = self.frame
+        root.app_title = self.texts.get("app.title", view.language)
+        root.language_text = self.texts.get("attract.language", view.language)
+        assert self.overlay is not None
+        if view.warning_seconds is not None:
+            was_open = self.overlay.is_open
+            self.overlay.show(view, self.texts)
+            if not was_open:
+                self._schedule_shot("warning")
+        else:
+            self.overlay.hide()
+            screen = self.screens[view.step.value]
+            screen.show(view, self.texts)
+            if self.manager.current != screen.name:
+                self.manager.current = screen.name
+                for other in self.screens.values():
+                    if other is not screen:
+                        other.clear()
+                self._schedule_shot(view.step.value)
+            elif view.reason == "language":
+                self._schedule_shot(f"{view.step.value}-{view.language}")
+        self._shown = view
+        self.dispatch("on_view_shown", view)
+
+    # -- the screen -> the visit ---------------------------------------------------------
+    def act(self, action: str, *args: Any) -> None:
+        """Forward a touch to the visit; a stale touch (double tap) is ignored, never fatal."""
+        try:
+            if action == "language":
+                now = LANGUAGES.index(self.visit.language) if self.visit.language in LANGUAGES else -1
+                self.visit.set_language(LANGUAGES[(now + 1) % len(LANGUAGES)])
+            elif action in ACTIONS:
+                getattr(self.visit, action)(*args)
+            else:
+                log.error("unknown touch action %r", action)
+        except InvalidTransition as exc:
+            log.info("touch %s ignored: %s", action, exc)
+        except Exception:
+            log.exception("touch %s failed", action)
+
+    def _on_any_touch(self, _window: Any, _touch: Any) -> bool:
+        self.act("keep_alive")
+        return False  # let the touch go on to the widgets
+
+    def _tick(self, _dt: float) -> None:
+        try:
+            self.visit.tick()
+        except Exception:
+            log.exception("visit tick failed")
+
+    # -- the window ----------------------------------------------------------------------
+    def _on_window_size(self, _window: Any, size: tuple[int, int]) -> None:
+        self.theme.fit(*size)
+
+    def _on_keyboard(self, _window: Any, key: int, *_args: Any) -> bool:
+        if key in (KEY_ESCAPE, KEY_F1):
+            return True  # swallowed: Esc never closes the kiosk, F1 opens nothing
+        return False
+
+    def _on_request_close(self, _window: Any, *_args: Any, **kwargs: Any) -> bool:
+        if self.stop_requested.is_set():
+            return False
+        if kwargs.get("source") == "keyboard" or self.ui.fullscreen:
+            log.info("close request refused (source %s)", kwargs.get("source", "window manager"))
+            return True
+        return False  # a development window may be closed
+
+    def _check_stop(self, _dt: float) -> None:
+        if self.stop_requested.is_set():
+            self.stop()
+
+    # -- first frame and screenshots -------------------------------------------------------
+    def _on_first_flip(self, window: Any) -> None:
+        window.unbind(on_flip=self._on_first_flip)
+        self.first_frame_at = time.monotonic()
+        if self.bench:
+            print(f"KIOSK_BENCH first_frame {time.time():.6f}", flush=True)
+        self.dispatch("on_first_frame")
+        if self._shown is not None and self._shown.warning_seconds is None:
+            self._schedule_shot(self._shown.step.value)
+
+    def take_screenshot(self, name: str) -> None:
+        """Save a screenshot named `name` soon (only when a screenshot folder is set)."""
+        self._schedule_shot(name)
+
+    def _schedule_shot(self, name: str) -> None:
+        if not self.screenshot_dir:
+            return
+        if self._shot_event is not None:
+            self._shot_event.cancel()  # the screen changed again: shoot the newer one
+        self._shot_event = Clock.schedule_once(lambda _dt: self._arm_shot(name), SHOT_DELAY_S)
+
+    def _arm_shot(self, name: str) -> None:
+        from kivy.core.window import Window
+
+        self._shot_event = None
+        self._shot_name = name
+        Window.unbind(on_flip=self._take_shot)
+        Window.bind(on_flip=self._take_shot)  # runs after drawing, before the buffer swap
+        Window.canvas.ask_update()
+
+    def _take_shot(self, window: Any) -> None:
+        window.unbind(on_flip=self._take_shot)
+        assert self.screenshot_dir is not None
+        Path(self.screenshot_dir).mkdir(parents=True, exist_ok=True)
+        path = window.screenshot(name=os.path.join(self.screenshot_dir, f"{self._shot_name}.png"))
+        log.info("screenshot %s", path)
+        self.dispatch("on_screenshot", self._shot_name, path)
+
+    # -- helpers for tests and remote help -------------------------------------------------
+    def touch_targets(self) -> dict[str, tuple[int, int]]:
+        """Visible buttons by action, as (x, y) window pixels from the top-left corner."""
+        from kivy.core.window import Window
+
+        found: dict[str, tuple[int, int]] = {}
+        tops = [self.frame]
+        if self.overlay is not None and self.overlay.is_open:
+            tops = [self.overlay]  # under the warning nothing else can be touched
+        for top in tops:
+            for widget in top.walk(restrict=True):
+                action = getattr(widget, "action", "")
+                if not action or widget.opacity == 0 or widget.disabled or widget.height <= 0:
+                    continue
+                screen = _screen_of(widget)
+                if screen is not None and screen.name != self.manager.current:
+                    continue
+                x, y = widget.to_window(widget.center_x, widget.center_y)
+                found[action] = (int(x), int(Window.height - y))
+        return found
+
+
+def _screen_of(widget: Any) -> KioskScreen | None:
+    while widget is not None:
+        if isinstance(widget, KioskScreen):
+            return widget
+        parent = widget.parent
+        widget = parent if parent is not widget else None
+    return None
+
+
+def run_app(terminal: Any, prepare: Callable[[KioskApp], None] | None = None) -> KioskApp:
+    """Build the app on `terminal` and run it until stopped (SIGTERM/SIGINT stop it cleanly).
+
+    The terminal is started and stopped by the caller (main.py). `prepare` is called
+    with the app before it runs (tests and the bench bind to its events there).
+    """
+    app = KioskApp(terminal)
+    if prepare is not None:
+        prepare(app)
+
+    def request_stop(signum: int, _frame: Any) -> None:
+        log.info("signal %s: stopping the app", signum)
+        app.stop_requested.set()
+
+    # installed before the window opens, so SDL keeps its own handlers out of the way
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        app.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return app
+
+
+Builder.load_file(str(Path(__file__).with_name("app.kv")))

@@ -1,0 +1,246 @@
+"""UI tests under a real X server: our own Xvfb, the app in a subprocess, real X clicks.
+
+- `xvfb` (session): starts `Xvfb -displayfd` so the server picks a free display (no
+  hard-coded :99), and at the end stops that one process only.
+- `kiosk_app`: a factory that starts tests/ui/drive_app.py on that display with
+  devices off, short idle timings and a screenshot folder
+  artifacts/screenshots/<test name>/, waits for its first frame, and stops it after
+  the test. The returned KioskProcess follows the app's JSON lines and clicks with
+  xdotool.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import select
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "artifacts" / "screenshots"
+DRIVER = Path(__file__).with_name("drive_app.py")
+SCREEN = (1280, 800)
+
+# short timings so idle handling is seen within seconds
+DEFAULT_ENV = {
+    "KIOSK__VISIT__IDLE_TIMEOUT_S": "3",
+    "KIOSK__VISIT__IDLE_WARNING_S": "2",
+    "KIOSK__VISIT__IDENTIFY_TIMEOUT_S": "3",
+}
+
+
+@pytest.fixture(scope="session")
+def xvfb(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    for tool in ("Xvfb", "xdotool"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed (Debian: apt-get install xvfb xauth xdotool)")
+    log_path = tmp_path_factory.mktemp("xvfb") / "xvfb.log"
+    read_fd, write_fd = os.pipe()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24",
+             "-nolisten", "tcp", "-noreset"],
+            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    os.close(write_fd)
+    try:
+        number = b""
+        deadline = time.monotonic() + 15
+        while not number.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_fd], [], [], left)[0]:
+                raise RuntimeError(f"Xvfb did not report a display; see {log_path}")
+            chunk = os.read(read_fd, 16)
+            if not chunk:
+                raise RuntimeError(f"Xvfb exited: {log_path.read_text(errors='replace')}")
+            number += chunk
+        yield f":{number.decode().strip()}"
+    finally:
+        os.close(read_fd)
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class KioskProcess:
+    """One running app: its JSON lines, its window, clicks and keys through xdotool."""
+
+    def __init__(self, display: str, env: dict[str, str], stderr_path: Path) -> None:
+        self.display = display
+        self.stderr_path = stderr_path
+        self.events: list[dict[str, Any]] = []
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._stderr = open(stderr_path, "w")
+        self.proc = subprocess.Popen([sys.executable, str(DRIVER)], env=env, cwd=ROOT,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._stderr, text=True, encoding="utf-8", bufsize=1)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._window: str | None = None
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    self._queue.put(json.loads(line))
+                except json.JSONDecodeError:
+                    pass
+        self._queue.put(None)
+
+    # -- following the app -------------------------------------------------------------
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], what: str,
+                 timeout: float = 15.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                event = self._queue.get(timeout=max(0.01, left)) if left > 0 else None
+            except queue.Empty:
+                event = None
+            if event is None:
+                raise AssertionError(f"timed out waiting for {what}; app alive: {self.alive}\n"
+                                     f"events seen:\n{self._history()}\n"
+                                     f"app stderr (tail):\n{self._stderr_tail()}")
+            self.events.append(event)
+            if predicate(event):
+                return event
+
+    def wait_view(self, timeout: float = 15.0, **expected: Any) -> dict[str, Any]:
+        def matches(e: dict[str, Any]) -> bool:
+            return e.get("event") == "view" and all(e.get(k) == v for k, v in expected.items())
+        return self.wait_for(matches, f"a view with {expected}", timeout)
+
+    def wait_shot(self, name: str, timeout: float = 10.0) -> Path:
+        event = self.wait_for(lambda e: e.get("event") == "screenshot" and e.get("name") == name,
+                              f"screenshot {name!r}", timeout)
+        return Path(event["path"])
+
+    def _history(self) -> str:
+        return "\n".join(json.dumps({k: v for k, v in e.items() if k not in ("targets", "regions")},
+                                    ensure_ascii=False) for e in self.events[-20:])
+
+    def _stderr_tail(self) -> str:
+        self._stderr.flush()
+        return self.stderr_path.read_text(errors="replace")[-3000:]
+
+    def send(self, **command: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(command, ensure_ascii=False) + "\n")
+        self.proc.stdin.flush()
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    # -- X -------------------------------------------------------------------------------
+    def xdotool(self, *args: str) -> str:
+        env = dict(os.environ, DISPLAY=self.display)
+        done = subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=10)
+        if done.returncode != 0 and args[0] != "search":
+            raise AssertionError(f"xdotool {' '.join(args)} failed: {done.stderr}")
+        return done.stdout
+
+    def window(self) -> str:
+        if self._window is None:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                ids = self.xdotool("search", "--class", "Kiosk").split()
+                if ids:
+                    self._window = ids[-1]
+                    break
+                time.sleep(0.1)
+            else:
+                raise AssertionError("no window of class Kiosk (SDL_VIDEO_X11_WMCLASS) found")
+        return self._window
+
+    def window_visible(self) -> bool:
+        return self.window() in self.xdotool("search", "--onlyvisible", "--class", "Kiosk").split()
+
+    def click(self, x: int, y: int) -> None:
+        self.xdotool("mousemove", "--window", self.window(), str(x), str(y), "click", "1")
+
+    def click_target(self, event: dict[str, Any], action: str) -> None:
+        targets = event["targets"]
+        assert action in targets, f"no button {action!r} on screen; there are {sorted(targets)}"
+        self.click(*targets[action])
+
+    def key(self, name: str) -> None:
+        window = self.window()
+        self.xdotool("mousemove", "--window", window, str(SCREEN[0] // 2), str(SCREEN[1] // 2))
+        self.xdotool("windowfocus", window)
+        self.xdotool("key", name)
+
+    # -- the end ---------------------------------------------------------------------------
+    def stop(self) -> int:
+        if self.alive:
+            try:
+                self.send(do="quit")
+            except (BrokenPipeError, OSError):
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        self._stderr.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def kiosk_app(xvfb: str, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Start the app: `kiosk_app(**env)` -> KioskProcess, after its first frame ("ready")."""
+    started: list[KioskProcess] = []
+    shots = SHOTS / request.node.name
+    shots.mkdir(parents=True, exist_ok=True)
+    for old in shots.glob("*.png"):
+        old.unlink()
+
+    def start(**env_overrides: str) -> KioskProcess:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("KIOSK_", "KIVY_", "SDL_")) and k != "DISPLAY"}
+        kivy_home = tmp_path / f"kivy{len(started)}"
+        kivy_home.mkdir()
+        env.update({
+            "DISPLAY": xvfb,
+            "KIVY_NO_ARGS": "1", "KIVY_HOME": str(kivy_home),
+            "KIVY_NO_FILELOG": "1", "KIVY_NO_CONSOLELOG": "1",
+            "SDL_AUDIODRIVER": "dummy", "SDL_VIDEO_X11_WMCLASS": "Kiosk",
+            "KIOSK__DEVICES__IDCARD__ENABLED": "false",
+            "KIOSK__UI__FULLSCREEN": "false",
+            "KIOSK__UI__WIDTH": str(SCREEN[0]), "KIOSK__UI__HEIGHT": str(SCREEN[1]),
+            "KIOSK__VOICE__ENABLED": "false",
+            "KIOSK_SCREENSHOT_DIR": str(shots),
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(DEFAULT_ENV)
+        env.update(env_overrides)
+        app = KioskProcess(xvfb, env, tmp_path / f"app{len(started)}.stderr")
+        started.append(app)
+        app.ready = app.wait_for(lambda e: e.get("event") == "ready", "the first frame", 30)
+        return app
+
+    yield start
+    for app in started:
+        app.stop()
