@@ -85,12 +85,15 @@ def main(argv: list[str] | None = None) -> int:
 
     from kiosk.terminal import Terminal
 
+    from kiosk.emulator_console import start_console
+
     terminal = Terminal(cfg, speaker=_make_speaker(cfg))
     if args.headless:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         terminal.start()
+        start_console(terminal.emulators)
         print("kiosk: running headless; Ctrl-C to stop", file=sys.stderr)
         while not stop.wait(1.0):
             terminal.visit.tick()
@@ -103,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from screens.app import run_app
 
     terminal.start()
+    start_console(terminal.emulators)
     try:
         run_app(terminal)
     finally:

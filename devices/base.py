@@ -83,6 +83,8 @@ class DeviceProtocolError(DeviceError):
 
 Listener = Callable[[DeviceEvent], None]
 
+CLOSED = "closed"  # the fault text of a device closed on purpose: not worth a warning
+
 
 class Device(abc.ABC):
     """Base of every device: status, events and the open/close/self-test contract.
@@ -137,7 +139,7 @@ class Device(abc.ABC):
             if new == old:
                 return
             self._status = new
-        if new.fault:
+        if new.fault and new.fault != CLOSED:
             log.warning("%s: %s -> %s (%s)", self.name, old.device.value, new.device.value, new.fault)
         else:
             log.info("%s: %s -> %s", self.name, old.device.value, new.device.value)
@@ -157,7 +159,7 @@ class Device(abc.ABC):
         try:
             self._close()
         finally:
-            self.set_status(DeviceState.OFFLINE, fault="closed")
+            self.set_status(DeviceState.OFFLINE, fault=CLOSED)
 
     def poll(self) -> None:
         """Called periodically by the supervisor; raise DeviceDisconnected when gone."""

@@ -1,0 +1,27 @@
+"""The console that drives emulated devices while the kiosk runs (scripts/start.sh)."""
+from __future__ import annotations
+
+import io
+
+from devices.idcard.emulator import SamEmulator
+from kiosk.emulator_console import handle
+
+
+def test_console_commands_drive_the_emulator() -> None:
+    emulator = SamEmulator()
+    emulator.start()
+    try:
+        out = io.StringIO()
+        handle("cards", {"idcard": emulator}, out)
+        assert "resident" in out.getvalue()
+        handle("place resident", {"idcard": emulator}, out)
+        assert "card resident placed" in out.getvalue()
+        handle("place nobody", {"idcard": emulator}, out)
+        assert "type cards" in out.getvalue()
+        handle("remove", {"idcard": emulator}, out)
+        handle("dance", {"idcard": emulator}, out)
+        assert "unknown command 'dance'" in out.getvalue()
+        handle("place resident", {}, out)
+        assert "no emulated ID-card reader" in out.getvalue()
+    finally:
+        emulator.stop()
