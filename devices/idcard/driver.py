@@ -139,6 +139,11 @@ class SamSerialReader(IdCardReader):
     def port_name(self) -> str:
         return self.params.port
 
+    @property
+    def _networked(self) -> bool:
+        """True for a reader behind a serial-device server (socket:// or rfc2217://)."""
+        return self.port_name.startswith(("socket://", "rfc2217://"))
+
     def _where(self) -> str:
         return f"ID-card reader {self.name} on {self.port_name}"
 
@@ -161,10 +166,16 @@ class SamSerialReader(IdCardReader):
         self._close_port()
         args = exc.args
         reason = f"[Errno {args[0]}] {args[1]}" if len(args) == 2 and isinstance(args[0], int) else str(exc)
-        message = (
-            f"{self._where()} lost ({reason}); check the reader's USB/serial cable and power, "
-            f"and that {self.port_name} exists"
-        )
+        if self._networked:
+            message = (
+                f"{self._where()} lost ({reason}); check that the serial-device server is powered "
+                "and reachable, and its cable to the reader"
+            )
+        else:
+            message = (
+                f"{self._where()} lost ({reason}); check the reader's USB/serial cable and power, "
+                f"and that {self.port_name} exists"
+            )
         self._forget_card(after, reason="closed")
         after.append(lambda: self.set_status(DeviceState.OFFLINE, MediaState.UNKNOWN, message))
         return DeviceDisconnected(message)
@@ -214,22 +225,54 @@ class SamSerialReader(IdCardReader):
         )
 
     def _read_response(self, port: Any, name: str) -> p.Response:
+        """Read one answer frame before the command's deadline.
+
+        Reads exactly what the frame still lacks: the 7 header bytes, then the LEN bytes
+        the header announces. One blocking read per slice instead of one per byte matters
+        on socket://, where pyserial's `in_waiting` says only "something" (0 or 1), and
+        costs no latency: a read returns as soon as its bytes are in.
+        """
         deadline = time.monotonic() + self.params.timeout_s
+        noise_before = self._frames.discarded
+        total = 0  # size of the frame being received, known once its header is in
+        recent = b""  # the last two bytes fed: LEN, at the moment the header completes
         while True:
             frame = self._frames.next_frame()  # FrameError propagates to the retry loop
             if frame is not None:
                 return frame.as_response()
             if time.monotonic() >= deadline:
-                partial = self._frames.pending
-                self._frames.clear()
-                detail = f" (only {partial} bytes of a frame arrived)" if partial else ""
-                raise DeviceTimeout(
-                    f"{self._where()}: no answer to {name} within {self.params.timeout_s:g} s{detail}; "
-                    "check that the reader is powered and the port and baud rate are right"
-                )
-            chunk = port.read(port.in_waiting or 1)
+                raise self._no_answer(name, self._frames.discarded - noise_before)
+            # The reader keeps a suffix of what was fed; after next_frame() it is empty, a
+            # partial preamble, or a preamble + valid LEN of an incomplete frame. Header
+            # bytes are read exactly, so it first holds 7 bytes right after such a read.
+            pending = self._frames.pending
+            if pending < p.HEADER_LEN:
+                total = 0
+                want = p.HEADER_LEN - pending
+            else:
+                if not total:
+                    total = p.HEADER_LEN + int.from_bytes(recent[-2:], "big")
+                want = max(1, total - pending)
+            chunk = port.read(want)
             if chunk:
                 self._frames.feed(chunk)
+                recent = (recent + chunk)[-2:]
+
+    def _no_answer(self, name: str, noise: int) -> DeviceError:
+        """The error for a command whose deadline passed without an intact answer."""
+        partial = self._frames.pending
+        self._frames.clear()
+        if noise:  # bytes came, but never a frame: wrong speed, or not a SAM at all
+            return DeviceProtocolError(
+                f"{self._where()}: no SAM frame in answer to {name} within {self.params.timeout_s:g} s, "
+                f"only {noise} bytes of line noise; check that the line runs at {self.params.baudrate} baud "
+                "and that the port is the ID-card reader"
+            )
+        detail = f" (only {partial} bytes of a frame arrived)" if partial else ""
+        return DeviceTimeout(
+            f"{self._where()}: no answer to {name} within {self.params.timeout_s:g} s{detail}; "
+            "check that the reader is powered and the port and baud rate are right"
+        )
 
     def _command(
         self,
@@ -255,9 +298,9 @@ class SamSerialReader(IdCardReader):
                         write_timeout=self.params.timeout_s,
                     )
                 except (ValueError,) + _LINK_ERRORS as exc:
+                    where = "the device server's address and power" if self._networked else "the cable/USB adapter"
                     raise DeviceDisconnected(
-                        f"cannot open {self._where()}: {exc}; check the cable/USB adapter and "
-                        f"the port in [devices.{self.name}]"
+                        f"cannot open {self._where()}: {exc}; check {where} and the port in [devices.{self.name}]"
                     ) from None
                 try:
                     self._command(p.SAM_STATUS, after)

@@ -1,8 +1,9 @@
-"""An ID-card reader emulator that speaks GA/T 467 SAM frames on a pseudo-terminal.
+"""An ID-card reader emulator that speaks GA/T 467 SAM frames on a pseudo-terminal or TCP.
 
 The real driver opens the slave side of the pty (or a stable symlink to it) exactly as
-it opens /dev/ttyUSB0, so every byte of the driver's framing, retry and reconnect code
-runs in tests. Behaviour follows the protocol notes:
+it opens /dev/ttyUSB0, or ``socket://127.0.0.1:PORT`` exactly as it opens a reader
+behind a serial-device server, so every byte of the driver's framing, retry and
+reconnect code runs in tests. Behaviour follows the protocol notes:
 
 - find (20 01) answers 9F once per placement, then 80 for the already-found card until
   it is removed and placed again, as real readers do;
@@ -11,17 +12,35 @@ runs in tests. Behaviour follows the protocol notes:
   appended address;
 - damaged commands get 10 (checksum) or 11 (length), unknown ones 21.
 
+One protocol brain (`SamEmulator`: frames in, answers, faults, line pacing) serves
+whichever transport it is plugged into; a transport only opens, waits, reads, writes
+and closes:
+
+- pty (default): the driver opens the slave tty or the optional `link` symlink;
+- TCP (`tcp_port`, 0 = any free port): a listener on 127.0.0.1 only, one client at a
+  time (a newer connection replaces the older one, as a device server does when the
+  host reconnects before it noticed the old link die).
+
 Scripting: place_card/remove_card, and faults: fail_next_read, send_garbage,
-corrupt_next_checksum, set_delay, unplug/replug. unplug closes the pty master, so the
-driver's next I/O fails like a pulled USB cable; replug creates a new pty and re-points
-the optional `link` symlink, so a driver configured with the link path reconnects.
+corrupt_next_checksum, set_delay, babble, unplug/replug. unplug closes the pty master
+(or the TCP connection and listener, so connecting is refused), and the driver's next
+I/O fails like a pulled cable; replug creates a new pty and re-points `link`, or
+listens again on the same TCP port, so a driver keeps its configured port.
+
+With `pace_baud` the emulator keeps the timing of a real 8N1 line both ways: a command
+counts as received only when its last byte would have arrived, and each reply byte is
+delivered no earlier than it would have been on the wire.
 
 Photos use the emulator's own test encoding (devices.idcard.emulator_photo), never WLT.
 
-Standalone: ``python -m devices.idcard.emulator --link /tmp/kiosk/idcard --card resident``
+Standalone::
+
+    python -m devices.idcard.emulator --link /tmp/kiosk/idcard --card resident
+    python -m devices.idcard.emulator --tcp 0 --card resident     # prints socket://127.0.0.1:PORT
 """
 from __future__ import annotations
 
+import abc
 import argparse
 import collections
 import copy
@@ -30,8 +49,10 @@ import errno
 import hashlib
 import logging
 import os
+import random
 import select
 import signal
+import socket
 import sys
 import threading
 import time
@@ -50,6 +71,7 @@ log = logging.getLogger(__name__)
 CARDS_DIR = Path(__file__).with_name("cards")
 DEFAULT_SAM_ID = "05.01-20240101-0000012345-0000067890"
 GARBAGE = b"\x00\xFF\x13\xAA\xAA\x96\x55\xAA\xAA\xAA\x96"  # contains partial preambles on purpose
+LOOPBACK = "127.0.0.1"  # the TCP transport never listens beyond this machine
 
 _CARD_KEYS = {f.name for f in fields(IdentityCard)} - {
     "gender", "nation", "photo_wlt", "photo_bmp", "photo_note", "fingerprint",
@@ -105,101 +127,155 @@ def load_cards(cards_dir: Path) -> dict[str, IdentityCard]:
     return cards
 
 
-class SamEmulator:
-    """A SAM module and its RF field, served on the master side of a pty in its own thread."""
 
-    def __init__(
-        self,
-        cards_dir: str | None = None,
-        pace_baud: int | None = None,
-        link: str | None = None,
-        sam_id: str = DEFAULT_SAM_ID,
-    ) -> None:
-        self.cards_dir = Path(cards_dir) if cards_dir else CARDS_DIR
-        self._cards = load_cards(self.cards_dir)
-        self.pace_baud = pace_baud
-        self.link = link
-        self.sam_id = sam_id
-        self.port: str | None = None  # the slave tty of the current pty (changes on replug)
-        self._lock = threading.Lock()
-        self._placed: str | None = None
-        self._found = False
-        self._selected = False
-        self._fail_next_read = False
-        self._garbage_next = b""
-        self._corrupt_next = 0
-        self._delay = 0.0
-        self._busy = False
-        self._received: collections.deque[tuple[int, int]] = collections.deque(maxlen=10000)
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._wake_r: int | None = None
-        self._wake_w: int | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+# -- transports: where the emulator is plugged in -------------------------------------------------
+class _Channel(abc.ABC):
+    """One open line to the driver, with its own receive state (a new connection starts clean)."""
 
-    # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> str:
-        """Create the pty, serve it, and return the path the driver should open."""
-        if self._thread is not None:
-            raise RuntimeError("emulator already running")
-        self._plug()
-        return self.link or self.port or ""
+    def __init__(self) -> None:
+        self.frames = p.FrameReader()
+        self.rx_done = 0.0  # pacing: when the bytes received so far would have finished arriving
+        self.closed = False
 
-    def stop(self) -> None:
-        """Stop serving, close the pty and remove the link. Safe to call twice."""
-        self._unplug()
-        self._remove_link()
+    @abc.abstractmethod
+    def fileno(self) -> int: ...
 
+    @abc.abstractmethod
+    def read(self) -> bytes | None:
+        """Bytes waiting now; b"" when the far end has gone; None when nothing came after all."""
+
+    @abc.abstractmethod
+    def write(self, data: bytes) -> int:
+        """Write part of `data` without blocking; BlockingIOError when the line is full,
+        ConnectionError when the far end has gone."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class _PtyChannel(_Channel):
+    def __init__(self, master: int) -> None:
+        super().__init__()
+        self.master = master
+
+    def fileno(self) -> int:
+        return self.master
+
+    def read(self) -> bytes | None:
+        try:
+            return os.read(self.master, 4096) or None  # a pty has no "far end gone": the slave is ours too
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.EIO:  # no slave open at this instant; wait for one
+                time.sleep(0.05)
+                return None
+            raise
+
+    def write(self, data: bytes) -> int:
+        return os.write(self.master, data)
+
+    def close(self) -> None:
+        self.closed = True
+        try:
+            os.close(self.master)
+        except OSError:
+            pass
+
+
+class _SocketChannel(_Channel):
+    def __init__(self, sock: socket.socket) -> None:
+        super().__init__()
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read(self) -> bytes | None:
+        try:
+            return self.sock.recv(4096)
+        except BlockingIOError:
+            return None
+        except OSError:  # reset by the peer
+            return b""
+
+    def write(self, data: bytes) -> int:
+        return self.sock.send(data)
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+
+class _Transport(abc.ABC):
+    """Opens, waits, hands over channels with input, closes. Knows nothing of the SAM protocol."""
+
+    port: str | None = None  # what the driver opens (tty path or socket:// URL) while plugged in
+
+    @abc.abstractmethod
+    def plug(self) -> str:
+        """Open the line; return what the driver should open."""
+
+    @abc.abstractmethod
     def unplug(self) -> None:
-        """Like pulling the cable: stop answering, close the pty, remove the link."""
-        self._unplug()
-        self._remove_link()
+        """Close everything, as a pulled cable would. Safe to call twice."""
 
-    def replug(self) -> str:
-        """Like plugging the cable back: a new pty (new `.port`) and the link re-pointed."""
-        if self._thread is not None:
-            raise RuntimeError("emulator is plugged in")
-        with self._lock:  # a power-cycled reader forgets which card it had found
-            self._found = self._selected = False
-        self._plug()
-        return self.link or self.port or ""
+    @abc.abstractmethod
+    def waitables(self) -> list[Any]:
+        """Objects (with fileno) whose readiness the serving loop waits for."""
 
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
+    @abc.abstractmethod
+    def channel_for(self, ready: Any) -> _Channel | None:
+        """The channel with input behind a ready waitable (None when there is nothing to read,
+        e.g. a connection was just accepted)."""
 
-    def _plug(self) -> None:
+    @abc.abstractmethod
+    def channels(self) -> list[_Channel]:
+        """The open channels (for idle())."""
+
+    def drop(self, channel: _Channel) -> None:
+        """The far end of `channel` has gone."""
+
+
+class _PtyTransport(_Transport):
+    """A pseudo-terminal; the driver opens its slave side, or `link` pointing at it."""
+
+    def __init__(self, link: str | None) -> None:
+        self.link = link
+        self._channel: _PtyChannel | None = None
+        self._slave: int | None = None
+
+    def plug(self) -> str:
         master, slave = os.openpty()
         tty.setraw(slave)
         os.set_blocking(master, False)
-        self._master, self._slave = master, slave
-        self._wake_r, self._wake_w = os.pipe()
+        # the slave stays open here too, so the master never reads EIO between driver opens
+        self._channel, self._slave = _PtyChannel(master), slave
         self.port = os.ttyname(slave)
         if self.link:
             self._point_link(self.port)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name="sam-emulator", daemon=True)
-        self._thread.start()
-        log.info("SAM emulator serving on %s%s", self.port, f" (link {self.link})" if self.link else "")
+        return self.link or self.port
 
-    def _unplug(self) -> None:
-        thread = self._thread
-        if thread is None:
-            return
-        self._stop.set()
-        if self._wake_w is not None:
-            os.write(self._wake_w, b"x")
-        thread.join(timeout=5)
-        self._thread = None
-        # the serving thread has exited, so no one is blocked on these descriptors
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._master = self._slave = self._wake_r = self._wake_w = None
+    def unplug(self) -> None:
+        channel, slave = self._channel, self._slave
+        self._channel = self._slave = None
+        if channel is not None:
+            channel.close()
+        if slave is not None:
+            try:
+                os.close(slave)
+            except OSError:
+                pass
+        self._remove_link()
+
+    def waitables(self) -> list[Any]:
+        return [self._channel] if self._channel is not None else []
+
+    def channel_for(self, ready: Any) -> _Channel | None:
+        return ready if isinstance(ready, _Channel) else None
+
+    def channels(self) -> list[_Channel]:
+        return [self._channel] if self._channel is not None else []
 
     def _point_link(self, target: str) -> None:
         assert self.link is not None
@@ -213,6 +289,185 @@ class SamEmulator:
     def _remove_link(self) -> None:
         if self.link and os.path.islink(self.link):
             os.unlink(self.link)
+
+
+class _TcpTransport(_Transport):
+    """A TCP listener on 127.0.0.1, like a serial-device server; one client at a time.
+
+    The port chosen at the first plug (0 = any free one) is kept across replugs, so a
+    driver configured with the URL reconnects as it would to a power-cycled device server.
+    """
+
+    def __init__(self, port: int) -> None:
+        if not 0 <= port <= 65535:
+            raise ValueError(f"TCP port {port} outside 0..65535")
+        self.requested = port
+        self.bound: int | None = None
+        self._listener: socket.socket | None = None
+        self._conn: _SocketChannel | None = None
+
+    def plug(self) -> str:
+        port = self.bound if self.bound is not None else self.requested
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            # our own closed connections linger in TIME_WAIT; they must not block a replug
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((LOOPBACK, port))
+            listener.listen(1)
+        except OSError as exc:
+            listener.close()
+            raise OSError(exc.errno, f"cannot listen on {LOOPBACK}:{port}: {exc.strerror}") from None
+        listener.setblocking(False)
+        self._listener = listener
+        self.bound = listener.getsockname()[1]
+        self.port = f"socket://{LOOPBACK}:{self.bound}"
+        return self.port
+
+    def unplug(self) -> None:
+        conn, listener = self._conn, self._listener
+        self._conn = self._listener = None
+        if conn is not None:
+            conn.close()
+        if listener is not None:
+            listener.close()  # from now on connecting is refused, like a dead device server
+
+    def waitables(self) -> list[Any]:
+        return [w for w in (self._listener, self._conn) if w is not None]
+
+    def channel_for(self, ready: Any) -> _Channel | None:
+        if ready is not self._listener:
+            return ready if isinstance(ready, _Channel) else None
+        try:
+            sock, peer = ready.accept()
+        except OSError:  # the client gave up between select and accept
+            return None
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # paced 16-byte chunks go out at once
+        if self._conn is not None:
+            log.info("SAM emulator: a new connection replaces the old one")
+            self._conn.close()
+        self._conn = _SocketChannel(sock)
+        log.info("SAM emulator: driver connected from %s:%d", peer[0], peer[1])
+        return None
+
+    def channels(self) -> list[_Channel]:
+        return [self._conn] if self._conn is not None else []
+
+    def drop(self, channel: _Channel) -> None:
+        channel.close()
+        if channel is self._conn:
+            self._conn = None
+            log.info("SAM emulator: driver disconnected")
+
+
+# -- the emulated SAM ------------------------------------------------------------------------------
+class SamEmulator:
+    """A SAM module and its RF field, served on a pty or a loopback TCP port in its own thread."""
+
+    def __init__(
+        self,
+        cards_dir: str | None = None,
+        pace_baud: int | None = None,
+        link: str | None = None,
+        sam_id: str = DEFAULT_SAM_ID,
+        tcp_port: int | None = None,
+    ) -> None:
+        self.cards_dir = Path(cards_dir) if cards_dir else CARDS_DIR
+        self._cards = load_cards(self.cards_dir)
+        if pace_baud is not None and pace_baud <= 0:
+            raise ValueError(f"pace_baud must be positive, not {pace_baud}")
+        self.pace_baud = pace_baud
+        if tcp_port is not None and link:
+            raise ValueError("link is for the pty transport; a TCP emulator is reached at its socket:// URL")
+        self.link = link
+        self.sam_id = sam_id
+        self._transport: _Transport = _TcpTransport(tcp_port) if tcp_port is not None else _PtyTransport(link)
+        self.port: str | None = None  # the slave tty (changes on replug) or the socket:// URL
+        self._lock = threading.Lock()
+        self._placed: str | None = None
+        self._found = False
+        self._selected = False
+        self._fail_next_read = False
+        self._garbage_next = b""
+        self._corrupt_next = 0
+        self._delay = 0.0
+        self._babble = False
+        self._noise = random.Random()
+        self._busy = False
+        self._received: collections.deque[tuple[int, int]] = collections.deque(maxlen=10000)
+        self._wake_r: int | None = None
+        self._wake_w: int | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def start(self) -> str:
+        """Open the pty or the TCP listener, serve it, and return what the driver should open."""
+        if self._thread is not None:
+            raise RuntimeError("emulator already running")
+        return self._plug()
+
+    def stop(self) -> None:
+        """Stop serving and close the line (and remove the link). Safe to call twice."""
+        self._unplug()
+
+    def unplug(self) -> None:
+        """Like pulling the cable: stop answering and close the line (a TCP client is
+        disconnected and new connections are refused until replug)."""
+        self._unplug()
+
+    def replug(self) -> str:
+        """Like plugging the cable back: a new pty (new `.port`, link re-pointed), or
+        listening again on the same TCP port."""
+        if self._thread is not None:
+            raise RuntimeError("emulator is plugged in")
+        with self._lock:  # a power-cycled reader forgets which card it had found
+            self._found = self._selected = False
+        return self._plug()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def tcp_port(self) -> int | None:
+        """The TCP port listened on (known after start; kept across replugs); None on a pty."""
+        return self._transport.bound if isinstance(self._transport, _TcpTransport) else None
+
+    def _plug(self) -> str:
+        self._wake_r, self._wake_w = os.pipe()
+        try:
+            target = self._transport.plug()
+        except OSError:
+            self._close_wake()
+            raise
+        self.port = self._transport.port
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._serve, name="sam-emulator", daemon=True)
+        self._thread.start()
+        log.info("SAM emulator serving on %s%s", self.port, f" (link {self.link})" if self.link else "")
+        return target
+
+    def _unplug(self) -> None:
+        thread = self._thread
+        if thread is not None:
+            self._stop.set()
+            if self._wake_w is not None:
+                os.write(self._wake_w, b"x")
+            thread.join(timeout=5)
+            self._thread = None
+        # the serving thread has exited, so no one is blocked on these descriptors
+        self._transport.unplug()
+        self._close_wake()
+
+    def _close_wake(self) -> None:
+        for fd in (self._wake_r, self._wake_w):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._wake_r = self._wake_w = None
 
     def __enter__(self) -> "SamEmulator":
         self.start()
@@ -272,13 +527,22 @@ class SamEmulator:
         with self._lock:
             self._delay = max(0.0, float(seconds))
 
+    def babble(self, on: bool = True) -> None:
+        """Answer every command with random bytes and never a frame, as a line at the wrong
+        baud rate or another device on the port does (the noise never holds 0xAA, so it
+        cannot contain a preamble)."""
+        with self._lock:
+            self._babble = bool(on)
+
     def idle(self) -> bool:
         """True when no command is being answered or waiting unread (e.g. after a slow reply)."""
-        master = self._master
-        if self._busy or master is None:
-            return not self._busy
+        if self._busy:
+            return False
+        channels = self._transport.channels() if self._thread is not None else []
+        if not channels:
+            return True
         try:
-            ready, _, _ = select.select([master], [], [], 0)
+            ready, _, _ = select.select(channels, [], [], 0)
         except (OSError, ValueError):
             return True
         return not ready
@@ -288,46 +552,57 @@ class SamEmulator:
         with self._lock:
             return sum(1 for k in self._received if k == key)
 
-    # -- serving --------------------------------------------------------------------------------
+    # -- serving (the same for every transport) ----------------------------------------------------
     def _serve(self) -> None:
-        reader = p.FrameReader()
-        master, wake = self._master, self._wake_r
-        assert master is not None and wake is not None
+        transport, wake = self._transport, self._wake_r
+        assert wake is not None
         try:
             while not self._stop.is_set():
-                ready, _, _ = select.select([master, wake], [], [], 0.5)
+                ready, _, _ = select.select([wake, *transport.waitables()], [], [], 0.5)
                 if wake in ready or self._stop.is_set():
                     return
-                if master not in ready:
-                    continue
-                try:
-                    data = os.read(master, 4096)
-                except BlockingIOError:
-                    continue
-                except OSError as exc:
-                    if exc.errno == errno.EIO:  # no slave open at this instant; wait for one
-                        time.sleep(0.05)
+                for item in ready:
+                    channel = transport.channel_for(item)
+                    if channel is None or channel.closed:
                         continue
-                    raise
-                reader.feed(data)
-                self._busy = True
-                for item in reader.frames():
-                    if isinstance(item, p.ChecksumError):
-                        self._reply(p.build_response(p.SW3_BAD_CHECKSUM))
-                    elif isinstance(item, p.FrameError):
-                        self._reply(p.build_response(p.SW3_BAD_LENGTH))
-                    else:
-                        try:
-                            command = item.as_command()
-                        except p.MalformedResponse:
-                            self._reply(p.build_response(p.SW3_BAD_LENGTH))
-                            continue
-                        self._reply(self._answer(command))
+                    data = channel.read()
+                    if data is None:
+                        continue
+                    if data:
+                        self._handle(channel, data)
+                    if not data or channel.closed:
+                        transport.drop(channel)
                     if self._stop.is_set():
                         return
-                self._busy = False
         except Exception:  # the emulator must say why it stopped answering
             log.exception("SAM emulator stopped")
+        finally:
+            self._busy = False
+
+    @property
+    def _byte_time(self) -> float:
+        return 10.0 / self.pace_baud if self.pace_baud else 0.0  # 8N1: 10 bits a byte
+
+    def _handle(self, channel: _Channel, data: bytes) -> None:
+        """The protocol brain: bytes from the line in, one answer per frame out."""
+        if self.pace_baud:  # the last of these bytes would still be on the wire for a while
+            channel.rx_done = max(channel.rx_done, time.monotonic()) + len(data) * self._byte_time
+        channel.frames.feed(data)
+        self._busy = True
+        try:
+            for item in channel.frames.frames():
+                if isinstance(item, p.ChecksumError):
+                    reply = p.build_response(p.SW3_BAD_CHECKSUM)
+                elif isinstance(item, p.FrameError):
+                    reply = p.build_response(p.SW3_BAD_LENGTH)
+                else:
+                    try:
+                        reply = self._answer(item.as_command())
+                    except p.MalformedResponse:
+                        reply = p.build_response(p.SW3_BAD_LENGTH)
+                self._reply(channel, reply)
+                if self._stop.is_set() or channel.closed:
+                    return
         finally:
             self._busy = False
 
@@ -370,39 +645,50 @@ class SamEmulator:
                 return p.build_response(p.SW3_SUCCESS, encode_appended_address(card.appended_address))
             return p.build_response(p.SW3_BAD_COMMAND)
 
-    def _reply(self, frame: bytes) -> None:
+    def _reply(self, channel: _Channel, frame: bytes) -> None:
         with self._lock:
             garbage, self._garbage_next = self._garbage_next, b""
             corrupt = self._corrupt_next > 0
             self._corrupt_next = max(0, self._corrupt_next - 1)
             delay = self._delay
+            babble = self._babble
+        received = channel.rx_done - time.monotonic()  # paced: the command is not all here yet
+        if received > 0 and self._stop.wait(received):
+            return
         if delay and self._stop.wait(delay):
             return
         if corrupt:
             frame = frame[:-1] + bytes([frame[-1] ^ 0x5A])
-        self._write(garbage + frame)
+        if babble:
+            noise = self._noise.randbytes(len(garbage) + len(frame))
+            frame, garbage = noise.replace(b"\xAA", b"\x55"), b""
+        self._write(channel, garbage + frame)
 
-    def _write(self, data: bytes) -> None:
-        """Write to the master, paced like a real line when pace_baud is set."""
-        master = self._master
-        assert master is not None
+    def _write(self, channel: _Channel, data: bytes) -> None:
+        """Write to the line; paced like a real one when pace_baud is set (a byte goes out
+        when its last bit would have arrived, never earlier)."""
         chunk = 16 if self.pace_baud else len(data)
-        seconds_per_byte = 10.0 / self.pace_baud if self.pace_baud else 0.0  # 8N1: 10 bits a byte
+        seconds_per_byte = self._byte_time
         start = time.monotonic()
         sent = 0
         give_up = start + 5.0 + len(data) * seconds_per_byte
         while sent < len(data) and not self._stop.is_set():
+            piece = data[sent : sent + chunk]
             if seconds_per_byte:
-                wait = start + sent * seconds_per_byte - time.monotonic()
+                wait = start + (sent + len(piece)) * seconds_per_byte - time.monotonic()
                 if wait > 0 and self._stop.wait(wait):
                     return
             try:
-                sent += os.write(master, data[sent : sent + chunk])
+                sent += channel.write(piece)
             except BlockingIOError:
                 if time.monotonic() > give_up:
                     log.warning("SAM emulator: nobody reads the port; reply dropped")
                     return
-                select.select([], [master], [], 0.1)
+                select.select([], [channel], [], 0.1)
+            except ConnectionError as exc:  # the driver hung up mid-reply
+                log.info("SAM emulator: reply not delivered (%s)", exc)
+                channel.closed = True
+                return
 
 
 def _terminate(signum: int, frame: object) -> None:
@@ -412,13 +698,23 @@ def _terminate(signum: int, frame: object) -> None:
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devices.idcard.emulator",
-        description="Serve an emulated ID-card reader (SAM, GA/T 467) on a pseudo-terminal.",
+        description="Serve an emulated ID-card reader (SAM, GA/T 467) on a pseudo-terminal, "
+        "or on a loopback TCP port like a reader behind a serial-device server.",
+        epilog="examples:\n"
+        "  python -m devices.idcard.emulator --link /tmp/kiosk/idcard --card resident\n"
+        "  python -m devices.idcard.emulator --tcp 0 --card resident   # prints port socket://127.0.0.1:PORT",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--link", help="keep a symlink to the pty here (configure the driver's port with it)")
+    transport = parser.add_mutually_exclusive_group()
+    transport.add_argument("--link", help="keep a symlink to the pty here (configure the driver's port with it)")
+    transport.add_argument("--tcp", type=int, metavar="PORT",
+                           help="serve on TCP 127.0.0.1:PORT instead of a pty (0 = any free port)")
     parser.add_argument("--card", help="card id to place at start")
     parser.add_argument("--cards-dir", help=f"directory of card TOML files (default {CARDS_DIR})")
     parser.add_argument("--pace-baud", type=int, help="emulate the timing of a serial line at this baud rate")
     args = parser.parse_args(argv)
+    if args.tcp is not None and not 0 <= args.tcp <= 65535:
+        parser.error(f"--tcp {args.tcp}: a TCP port is 0..65535 (0 = any free port)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     # Ctrl-C and a plain kill both end in the `finally` below, which removes the link;
@@ -426,14 +722,18 @@ def _main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _terminate)
 
-    emulator = SamEmulator(args.cards_dir, pace_baud=args.pace_baud, link=args.link)
+    emulator = SamEmulator(args.cards_dir, pace_baud=args.pace_baud, link=args.link, tcp_port=args.tcp)
     if args.card:
         emulator.place_card(args.card)
-    path = emulator.start()
+    try:
+        path = emulator.start()
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
     print(f"port {emulator.port}" + (f" link {args.link}" if args.link else ""), flush=True)
     print(f"cards: {', '.join(emulator.cards())}", flush=True)
-    print("commands: place ID | remove | unplug | replug | garbage | corrupt | fail | delay S | list | quit",
-          flush=True)
+    print("commands: place ID | remove | unplug | replug | garbage | corrupt | fail | delay S | "
+          "babble [off] | list | quit", flush=True)
     try:
         for line in sys.stdin:
             words = line.split()
@@ -458,6 +758,8 @@ def _main(argv: list[str] | None = None) -> int:
                     emulator.fail_next_read()
                 elif verb == "delay" and rest:
                     emulator.set_delay(float(rest[0]))
+                elif verb == "babble":
+                    emulator.babble(not rest or rest[0] != "off")
                 elif verb == "list":
                     print(", ".join(emulator.cards()), flush=True)
                 elif verb == "quit":
@@ -466,7 +768,7 @@ def _main(argv: list[str] | None = None) -> int:
                     print(f"unknown command: {line.strip()}", flush=True)
                     continue
                 print("ok", flush=True)
-            except (KeyError, ValueError, RuntimeError) as exc:
+            except (KeyError, ValueError, RuntimeError, OSError) as exc:
                 print(f"error: {exc}", flush=True)
         else:
             # stdin closed (e.g. started in the background): serve until interrupted

@@ -74,6 +74,7 @@ def main() -> int:
         os.environ.setdefault(name, value)
     from config import load_config
     from kiosk.terminal import Terminal
+    from kiosk.visit import Receipt
 
     terminal = Terminal(load_config())
     terminal.start()
@@ -158,7 +159,8 @@ def main() -> int:
                     Clock.schedule_once(lambda _dt: view_line(app, visit.view(), "targets"))
                 elif do == "submitter":  # stands for the platform client: accept with this receipt
                     receipt = cmd.get("receipt")
-                    visit.submitter = (lambda _s, _svc, _a, r=receipt: r) if receipt else None
+                    visit.submitter = ((lambda _s, _svc, _a, r=receipt: Receipt(r, delivered=True))
+                                       if receipt else None)
                 elif do == "act":  # a touch on a button, without the pixels
                     Clock.schedule_once(lambda _dt, a=cmd["action"], args=cmd.get("args", []):
                                         app.act(a, *args))
