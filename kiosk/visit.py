@@ -36,9 +36,15 @@ class SubmitError(Exception):
     """The application could not be handed to the platform."""
 
 
+@dataclass(frozen=True)
+class Receipt:
+    number: str
+    delivered: bool  # False: safely queued on the terminal, delivered when the platform is back
+
+
 class Submitter(Protocol):
-    def __call__(self, session: Session, service: Service, answers: dict[str, str]) -> str:
-        """Hand the application over; return the platform's receipt number."""
+    def __call__(self, session: Session, service: Service, answers: dict[str, str]) -> Receipt:
+        """Hand the application over (or queue it durably); raise SubmitError if neither."""
 
 
 @dataclass(frozen=True)
@@ -183,13 +189,17 @@ class Visit:
                 self._go(Step.FINISH, "not_submitted", "finish.not_submitted")
                 return
             try:
-                self._receipt = self.submitter(self.session, service, dict(self.session.answers))
+                receipt = self.submitter(self.session, service, dict(self.session.answers))
             except SubmitError as exc:
                 log.warning("submission failed: %s", exc)
                 self._receipt = None
                 self._go(Step.FINISH, "not_submitted", "finish.not_submitted")
                 return
-            self._go(Step.FINISH, "submitted")
+            self._receipt = receipt.number
+            if receipt.delivered:
+                self._go(Step.FINISH, "submitted")
+            else:
+                self._go(Step.FINISH, "queued", "finish.queued")
 
     def back(self) -> None:
         with self._lock:

@@ -9,7 +9,7 @@ import pytest
 
 from kiosk import privacy
 from kiosk.catalogue import Catalogue
-from kiosk.visit import InvalidTransition, Step, SubmitError, Timing, Visit
+from kiosk.visit import InvalidTransition, Receipt, Step, SubmitError, Timing, Visit
 
 
 @dataclass
@@ -193,7 +193,7 @@ def test_submission_paths(clock: Clock) -> None:
 
     def ok(session, service, answers):  # type: ignore[no-untyped-def]
         calls.append((service.id, answers["name"]))
-        return "R-0001"
+        return Receipt("R-0001", delivered=True)
 
     v = Visit(Catalogue.load(), clock=clock, submitter=ok)
     to_review(v)
@@ -203,6 +203,11 @@ def test_submission_paths(clock: Clock) -> None:
 
     def down(session, service, answers):  # type: ignore[no-untyped-def]
         raise SubmitError("platform unreachable")
+
+    v = Visit(Catalogue.load(), clock=clock, submitter=lambda *a: Receipt("L-1", delivered=False))
+    to_review(v)
+    v.confirm()
+    assert v.view().receipt == "L-1" and v.view().message_key == "finish.queued"
 
     v = Visit(Catalogue.load(), clock=clock, submitter=down)
     to_review(v)
