@@ -71,6 +71,7 @@ def one_run(display: str, kivy_home: str, settle: float, timeout: float) -> dict
         "KIVY_NO_FILELOG": "1", "KIVY_NO_CONSOLELOG": "1", "SDL_AUDIODRIVER": "dummy",
         "SDL_VIDEO_X11_WMCLASS": "Kiosk", "KIOSK_BENCH": "1",
         "KIOSK__VOICE__ENABLED": "false", "KIOSK__TERMINAL__DATA_DIR": kivy_home,
+        "KIOSK__PLATFORM__URL": "",
         "PYTHONUNBUFFERED": "1",
     })
     launched = time.monotonic()

@@ -44,6 +44,16 @@ class VoiceSection(_Section):
     output_dir: str
 
 
+class PlatformSection(_Section):
+    url: str = Field(description="platform API base URL; empty for none")
+    timeout_s: float = Field(gt=0, le=120)
+    key_file: str
+    outbox_db: str
+    outbox_key_file: str
+    delivery_interval_s: float = Field(gt=0)
+    catalogue_refresh_s: float = Field(gt=0)
+
+
 class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     file: str
@@ -69,5 +79,6 @@ class KioskConfig(_Section):
     ui: UiSection
     visit: VisitSection
     voice: VoiceSection
+    platform: PlatformSection
     logging: LoggingSection
     devices: dict[str, DeviceSection] = Field(default_factory=dict)

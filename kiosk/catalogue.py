@@ -27,11 +27,22 @@ class Field:
 
 
 @dataclass(frozen=True)
+class Material:
+    id: str
+    title: dict[str, str]
+    e_licence: str | None  # an e-licence type that may replace the paper
+    promise_allowed: bool  # "告知承诺+容缺办理": may be promised and handed in later
+    required: bool
+
+
+@dataclass(frozen=True)
 class Service:
     id: str
     category: str
     title: dict[str, str]
     fields: tuple[Field, ...]
+    materials: tuple[Material, ...] = ()
+    kind: str = "service"
 
     def title_in(self, lang: str) -> str:
         return self.title.get(lang) or self.title["zh-CN"]
@@ -59,6 +70,23 @@ class Catalogue:
                 services.append(Service(item["id"], item.get("category", ""), dict(item["title"]), fields))
             except (KeyError, TypeError) as exc:
                 raise CatalogueError(f"{where}: service #{n + 1} lacks {exc}") from None
+        return cls(services)
+
+    @classmethod
+    def from_platform(cls, data: dict[str, Any]) -> "Catalogue":
+        """The platform's catalogue (GET /v1/catalogue) as the visit's services."""
+        services = []
+        for n, item in enumerate(data.get("items", [])):
+            try:
+                fields = tuple(Field(f["key"], dict(f["label"]), f.get("source") or "")
+                               for f in item.get("form", []))
+                materials = tuple(Material(m["id"], dict(m["title"]), m.get("e_licence"),
+                                           bool(m.get("promise_allowed")), bool(m.get("required", True)))
+                                  for m in item.get("materials", []))
+                services.append(Service(item["id"], item.get("category", ""), dict(item["title"]),
+                                        fields, materials, item.get("kind", "service")))
+            except (KeyError, TypeError) as exc:
+                raise CatalogueError(f"platform catalogue: item #{n + 1} lacks {exc}") from None
         return cls(services)
 
     def services(self) -> list[Service]:

@@ -110,12 +110,14 @@ class Runner:
                                 f"{', '.join(self.terminal.emulators) or 'none'}") from None
 
     def _wait_for(self, pred: Callable[[], bool], timeout: float) -> bool:
+        # pred() takes the visit's lock: never call it while holding ours, or a view being
+        # published from a device thread (visit lock held, wanting ours) deadlocks with us
         deadline = time.monotonic() + timeout
-        with self._changed:
-            while not pred():
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
+        while not pred():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            with self._changed:
                 self._changed.wait(min(left, 0.1))
         return True
 

@@ -18,6 +18,8 @@ class Session:
     identity: Any = None  # an IdentityCard from a card reader
     service_id: str | None = None
     answers: dict[str, str] = field(default_factory=dict)
+    citizen_token: Any = None  # the platform's short-lived token for this visit
+    licences: list[dict[str, Any]] = field(default_factory=list)  # e-licences the citizen holds
 
     def set_identity(self, identity: Any) -> None:
         self.identity = identity
@@ -38,10 +40,13 @@ class Session:
             self.answers[key] = ""
         self.answers.clear()
         self.service_id = None
+        self.citizen_token = None
+        self.licences.clear()
 
     @property
     def is_empty(self) -> bool:
-        return self.identity is None and not self.answers and self.service_id is None
+        return (self.identity is None and not self.answers and self.service_id is None
+                and self.citizen_token is None and not self.licences)
 
     def __repr__(self) -> str:  # never show personal data, even in a debugger or traceback
         return f"Session(visit_id={self.visit_id[:8]}, identified={self.identity is not None})"

@@ -6,6 +6,7 @@ screens on top of it.
 from __future__ import annotations
 
 import datetime
+import inspect
 import logging
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from devices import registry
 from devices.base import Device, DeviceEvent, DeviceState
 from devices.supervisor import Supervisor
 from kiosk.catalogue import Catalogue
+from kiosk.platform_link import PlatformLink
 from kiosk.visit import Step, Timing, View, Visit
 
 log = logging.getLogger(__name__)
@@ -31,11 +33,21 @@ class Terminal:
                  speaker: Any = None, root: Path | None = None) -> None:
         self.cfg = cfg
         self.root = root or Path(__file__).resolve().parent.parent
+        data_dir = Path(cfg.terminal.data_dir)
+        self.data_dir = data_dir if data_dir.is_absolute() else self.root / data_dir
         self.texts = Texts.load()
-        self.catalogue = Catalogue.load()
+        self.link: PlatformLink | None = None
+        if cfg.platform.url:
+            self.link = PlatformLink(cfg, self.data_dir)
+            catalogue = self.link.load_catalogue() or Catalogue([])
+        else:  # no platform configured: the local catalogue, and visits say nothing was sent
+            catalogue = Catalogue.load()
+        self.catalogue = catalogue
         self.visit = Visit(self.catalogue, Timing(cfg.visit.idle_timeout_s, cfg.visit.idle_warning_s,
                                                   cfg.visit.identify_timeout_s),
-                           clock=clock, today=today, language=cfg.ui.language)
+                           clock=clock, today=today, language=cfg.ui.language,
+                           submitter=self.link.submit if self.link else None,
+                           prefiller=self.link.prefill if self.link else None)
         self.devices: dict[str, Device] = {}
         self.emulators: dict[str, Any] = {}
         self.speaker = speaker
@@ -52,13 +64,20 @@ class Terminal:
             params = dev_cfg.driver_params()
             if dev_cfg.emulate:
                 emulator_cls = registry.emulator_class(dev_cfg.device_class, dev_cfg.driver)
-                emulator = emulator_cls(**dev_cfg.emulator)
+                options = dict(dev_cfg.emulator)
+                if "link" in inspect.signature(emulator_cls).parameters and not (
+                        options.get("link") or options.get("tcp_port") is not None):
+                    # a stable path, so the driver finds the reader again after a replug
+                    options["link"] = str(self.data_dir / "run" / f"{name}.tty")
+                emulator = emulator_cls(**options)
                 params["port"] = emulator.start()
                 self.emulators[name] = emulator
                 log.info("%s: emulated %s on %s", name, dev_cfg.driver, params["port"])
             device = registry.driver_class(dev_cfg.device_class, dev_cfg.driver)(name, **params)
             device.subscribe(self._on_device_event)
             self.devices[name] = device
+        if self.link is not None:
+            self.link.start()
         self.supervisor = Supervisor(list(self.devices.values()))
         if supervise:
             self.supervisor.start()
@@ -75,6 +94,8 @@ class Terminal:
             self.supervisor.stop()
         for emulator in self.emulators.values():
             emulator.stop()
+        if self.link is not None:
+            self.link.stop()
         if self.speaker is not None:
             self.speaker.close()
 
@@ -83,6 +104,9 @@ class Terminal:
         if event.kind == "card_placed":
             if "identity" in event.data:
                 self.visit.card_read(event.data["identity"])
+                session = self.visit.session
+                if self.link is not None and session.identity is not None and session.citizen_token is None:
+                    self.link.identify(session)
             else:
                 self.visit.card_failed()
         elif event.kind == "card_removed":

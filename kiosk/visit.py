@@ -42,6 +42,11 @@ class Receipt:
     delivered: bool  # False: safely queued on the terminal, delivered when the platform is back
 
 
+class Prefiller(Protocol):
+    def __call__(self, session: Session, service: Service) -> dict[str, str]:
+        """Values the state already holds for this service's form (beyond the card)."""
+
+
 class Submitter(Protocol):
     def __call__(self, session: Session, service: Service, answers: dict[str, str]) -> Receipt:
         """Hand the application over (or queue it durably); raise SubmitError if neither."""
@@ -88,12 +93,14 @@ class Visit:
     def __init__(self, catalogue: Catalogue, timing: Timing = Timing(), *,
                  clock: Callable[[], float] = time.monotonic,
                  today: Callable[[], datetime.date] = datetime.date.today,
-                 submitter: Submitter | None = None, language: str = "zh-CN") -> None:
+                 submitter: Submitter | None = None, prefiller: Prefiller | None = None,
+                 language: str = "zh-CN") -> None:
         self.catalogue = catalogue
         self.timing = timing
         self.clock = clock
         self.today = today
         self.submitter = submitter
+        self.prefiller = prefiller
         self.default_language = language
         self.language = language
         self.session = Session()
@@ -165,7 +172,11 @@ class Visit:
             self._require(Step.CHOOSE)
             service = self.catalogue.get(service_id)
             self.session.service_id = service.id
-            self.session.answers = {f.key: f.prefill(self.session.identity) for f in service.fields}
+            answers = {f.key: f.prefill(self.session.identity) for f in service.fields}
+            if self.prefiller is not None:
+                known = self.prefiller(self.session, service)
+                answers.update({k: v for k, v in known.items() if k in answers and v and not answers[k]})
+            self.session.answers = answers
             self._go(Step.REVIEW, "choose")
 
     def correct(self, key: str, value: str) -> None:

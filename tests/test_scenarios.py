@@ -14,7 +14,7 @@ SCENARIOS = sorted((ROOT / "tests" / "scenarios").glob("*.toml"))
 
 
 def run_main(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "KIOSK__VOICE__ENABLED": "false", **(env or {})}
+    full_env = {**os.environ, "KIOSK__VOICE__ENABLED": "false", "KIOSK__PLATFORM__URL": "", **(env or {})}
     full_env.pop("KIOSK_CONFIG", None)
     return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True,
                           text=True, timeout=120, cwd=ROOT, env=full_env)

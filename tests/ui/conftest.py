@@ -230,7 +230,7 @@ def kiosk_app(xvfb: str, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
             "KIOSK__DEVICES__IDCARD__ENABLED": "false",
             "KIOSK__UI__FULLSCREEN": "false",
             "KIOSK__UI__WIDTH": str(SCREEN[0]), "KIOSK__UI__HEIGHT": str(SCREEN[1]),
-            "KIOSK__VOICE__ENABLED": "false",
+            "KIOSK__VOICE__ENABLED": "false", "KIOSK__PLATFORM__URL": "",
             "KIOSK_SCREENSHOT_DIR": str(shots),
             "PYTHONUNBUFFERED": "1",
         })

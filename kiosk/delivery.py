@@ -1,0 +1,78 @@
+"""Deliver the outbox to the platform: at once when possible, later when not.
+
+One worker thread drains what is due; a failed attempt backs off exponentially; a 4xx
+answer is final (kept, flagged for the help desk, never retried into a loop).
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from kiosk.govclient import PlatformClient, PlatformRejected, PlatformUnavailable
+from kiosk.outbox import DELIVERED, Entry, Outbox
+
+log = logging.getLogger(__name__)
+
+# outbox kind -> the client method that delivers it
+_SENDERS = {"application": "submit_application", "rating": "rate", "consultation": "consult"}
+
+
+class Deliverer:
+    def __init__(self, outbox: Outbox, client: PlatformClient, *, interval_s: float = 5.0,
+                 backoff_min_s: float = 5.0, backoff_max_s: float = 600.0) -> None:
+        self.outbox = outbox
+        self.client = client
+        self.interval_s = interval_s
+        self.backoff_min_s = backoff_min_s
+        self.backoff_max_s = backoff_max_s
+        self._lock = threading.Lock()  # one delivery at a time: never two sends of one row
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def deliver(self, entry: Entry, client: PlatformClient | None = None) -> Entry:
+        """One attempt (with `client`, e.g. a quick one while the citizen waits)."""
+        send = getattr(client or self.client, _SENDERS[entry.kind])
+        with self._lock:
+            current = self.outbox.get(entry.id)
+            if current.state != "pending":
+                return current
+            try:
+                answer = send(self.outbox.payload(current), current.idempotency_key)
+            except PlatformUnavailable as exc:
+                wait = min(self.backoff_max_s, self.backoff_min_s * 2 ** current.attempts)
+                self.outbox.mark_failed(current, str(exc), wait)
+                log.warning("outbox %s not delivered (%s); next try in %.0f s",
+                            current.local_receipt, exc, wait)
+            except PlatformRejected as exc:
+                self.outbox.mark_failed(current, str(exc), None)
+                log.error("outbox %s rejected by the platform: %s", current.local_receipt, exc)
+            else:
+                receipt = str(answer.get("receipt_number") or answer.get("ticket") or answer.get("id") or "")
+                self.outbox.mark_delivered(current, receipt)
+                log.info("outbox %s delivered as %s", current.local_receipt, receipt)
+            return self.outbox.get(entry.id)
+
+    def drain(self) -> int:
+        """Deliver everything due now; returns how many were delivered."""
+        delivered = 0
+        for entry in self.outbox.due():
+            if self._stop.is_set():
+                break
+            delivered += self.deliver(entry).state == DELIVERED
+        return delivered
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="outbox-delivery", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.drain()
+            except Exception:  # the worker must outlive any one bad row
+                log.exception("outbox delivery round failed")

@@ -1,0 +1,165 @@
+"""The kiosk's client of the government service platform API (see govapi/README.md).
+
+Every call has a timeout; only safe calls are retried (GETs, and POSTs that carry an
+idempotency key, which the platform turns into a no-op when repeated). Errors are split
+by what the terminal should do next: `PlatformUnavailable` -> queue and try later;
+`PlatformRejected` -> the platform said no, retrying will not help.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from govapi.signing import KeyPair, sign_headers
+
+log = logging.getLogger(__name__)
+
+
+class PlatformError(Exception):
+    """Base of every platform problem; `str()` is for technicians."""
+
+
+class PlatformUnavailable(PlatformError):
+    """Unreachable, timed out or 5xx: worth another try later."""
+
+
+class PlatformRejected(PlatformError):
+    """A 4xx answer: the request itself is wrong or not allowed."""
+
+    def __init__(self, status: int, code: str, message: str, fields: list[dict[str, str]] | None = None):
+        super().__init__(f"platform refused ({status} {code}): {message}")
+        self.status, self.code, self.message, self.fields = status, code, message, fields or []
+
+
+class NotEnrolled(PlatformError):
+    """The terminal has no key pair yet: run the enrolment (python -m provisioning enrol)."""
+
+
+@dataclass(frozen=True)
+class CitizenToken:
+    token: str
+    expires_at: str
+    known: bool
+    display_name: str
+
+    def __repr__(self) -> str:
+        return f"CitizenToken(known={self.known}, expires_at={self.expires_at!r})"
+
+
+def new_idempotency_key() -> str:
+    return uuid.uuid4().hex
+
+
+class PlatformClient:
+    def __init__(self, base_url: str, terminal_id: str, keypair: KeyPair | None, *,
+                 timeout_s: float = 5.0, retries: int = 2, backoff_s: float = 0.5,
+                 session: requests.Session | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.terminal_id = terminal_id
+        self.keypair = keypair
+        self.timeout = (min(3.05, timeout_s), timeout_s)  # (connect, read)
+        self.retries = retries
+        self.backoff_s = backoff_s
+        self.session = session or requests.Session()
+
+    # -- the one way every call goes -----------------------------------------------------
+    def request(self, method: str, path: str, payload: Any = None, *, token: str | None = None,
+                idempotency_key: str | None = None, signed: bool = True) -> Any:
+        body = b"" if payload is None else json.dumps(payload, ensure_ascii=False,
+                                                      separators=(",", ":")).encode("utf-8")
+        safe = method == "GET" or idempotency_key is not None
+        attempts = 1 + (self.retries if safe else 0)
+        last: PlatformUnavailable | None = None
+        for attempt in range(attempts):
+            if attempt:
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+            headers = {"Content-Type": "application/json"} if payload is not None else {}
+            if signed:
+                if self.keypair is None:
+                    raise NotEnrolled("this terminal is not enrolled with the platform: "
+                                      "run python -m provisioning enrol")
+                headers.update(sign_headers(self.keypair, self.terminal_id, method, path, body))
+            if token:
+                headers["Authorization"] = f"Bearer {token}"
+            if idempotency_key:
+                headers["Idempotency-Key"] = idempotency_key
+            try:
+                resp = self.session.request(method, self.base_url + path, data=body or None,
+                                            headers=headers, timeout=self.timeout)
+            except requests.Timeout:
+                last = PlatformUnavailable(f"{method} {path}: no answer from {self.base_url} "
+                                           f"within {self.timeout[1]:g} s")
+            except requests.ConnectionError as exc:
+                last = PlatformUnavailable(f"{method} {path}: cannot reach {self.base_url} "
+                                           f"({type(exc).__name__}): check the network and the platform URL")
+            else:
+                if resp.status_code >= 500:
+                    last = PlatformUnavailable(f"{method} {path}: platform error {resp.status_code}")
+                else:
+                    return self._decode(method, path, resp)
+            log.warning("%s (attempt %d of %d)", last, attempt + 1, attempts)
+        assert last is not None
+        raise last
+
+    @staticmethod
+    def _decode(method: str, path: str, resp: requests.Response) -> Any:
+        try:
+            data = resp.json() if resp.content else None
+        except ValueError:
+            raise PlatformUnavailable(f"{method} {path}: answer {resp.status_code} is not JSON") from None
+        if resp.status_code >= 400:
+            data = data if isinstance(data, dict) else {}
+            raise PlatformRejected(resp.status_code, str(data.get("error", "error")),
+                                   str(data.get("message", resp.reason)), data.get("fields"))
+        return data
+
+    # -- the API -------------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        return self.request("GET", "/v1/health", signed=False)
+
+    def enrol(self, code: str, location: str) -> dict[str, Any]:
+        if self.keypair is None:
+            raise NotEnrolled("generate the terminal's key pair before enrolling")
+        return self.request("POST", "/v1/terminals/enrol", {
+            "enrolment_code": code, "terminal_id": self.terminal_id, "algorithm": self.keypair.algorithm,
+            "public_key": self.keypair.public_key, "location": location}, signed=False)
+
+    def identify(self, visit_id: str, card: dict[str, Any], face_check: dict[str, Any]) -> CitizenToken:
+        data = self.request("POST", "/v1/citizens/identify",
+                            {"visit_id": visit_id, "card": card, "face_check": face_check})
+        citizen = data.get("citizen", {})
+        return CitizenToken(data["citizen_token"], data["expires_at"], bool(citizen.get("known")),
+                            str(citizen.get("display_name", "")))
+
+    def catalogue(self) -> dict[str, Any]:
+        return self.request("GET", "/v1/catalogue")
+
+    def prefill(self, item_id: str, token: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/items/{item_id}/prefill", token=token)
+
+    def licences(self, token: str) -> Any:
+        return self.request("GET", "/v1/citizens/me/licences", token=token)
+
+    def benefits(self, token: str) -> Any:
+        return self.request("GET", "/v1/citizens/me/benefits", token=token)
+
+    def my_applications(self, token: str) -> Any:
+        return self.request("GET", "/v1/citizens/me/applications", token=token)
+
+    def submit_application(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        return self.request("POST", "/v1/applications", payload, idempotency_key=idempotency_key)
+
+    def application(self, receipt_number: str, token: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/applications/{receipt_number}", token=token)
+
+    def rate(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        return self.request("POST", "/v1/ratings", payload, idempotency_key=idempotency_key)
+
+    def consult(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+        return self.request("POST", "/v1/consultations", payload, idempotency_key=idempotency_key)

@@ -1,0 +1,205 @@
+"""A durable outbox: what the citizen confirmed is never lost, and arrives exactly once.
+
+Every submission is written here first (SQLite in WAL mode, synchronous=FULL, so a
+power cut after `enqueue` returns cannot lose it), then delivered. The idempotency key
+is stored with the row before the first attempt, so a crash between "the platform
+accepted" and "we marked it delivered" only causes a repeat that the platform answers
+with the first receipt: exactly once in effect.
+
+Personal data in the payload is encrypted at rest with SM4-GCM; the key lives in its own
+file, apart from the database (a copied database alone reveals nothing). A delivered
+row keeps only its receipts: the payload is erased.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+log = logging.getLogger(__name__)
+
+PENDING, DELIVERED, REJECTED = "pending", "delivered", "rejected"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  kind TEXT NOT NULL,
+  idempotency_key TEXT NOT NULL UNIQUE,
+  local_receipt TEXT NOT NULL UNIQUE,
+  created_at REAL NOT NULL,
+  state TEXT NOT NULL DEFAULT 'pending',
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at REAL NOT NULL,
+  last_error TEXT NOT NULL DEFAULT '',
+  remote_receipt TEXT,
+  delivered_at REAL,
+  payload BLOB
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt_at);
+"""
+
+
+class OutboxError(Exception):
+    """The outbox cannot store or read (disk, key file): the technician must look."""
+
+
+class OutboxKeyError(OutboxError):
+    """The encryption key file is missing, unreadable or not a key."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    kind: str
+    idempotency_key: str
+    local_receipt: str
+    state: str
+    attempts: int
+    last_error: str
+    remote_receipt: str | None
+
+
+class SM4Box:
+    """SM4-GCM with a 16-byte key from its own owner-only file (created on first use)."""
+
+    def __init__(self, key_file: Path) -> None:
+        self.key = self._load_or_create(key_file)
+
+    @staticmethod
+    def _load_or_create(path: Path) -> bytes:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(os.urandom(16).hex())
+        try:
+            key = bytes.fromhex(path.read_text().strip())
+        except (OSError, ValueError) as exc:
+            raise OutboxKeyError(f"outbox key file {path} cannot be read ({exc}); queued data "
+                                 "cannot be decrypted without it: restore it from the backup") from None
+        if len(key) != 16:
+            raise OutboxKeyError(f"outbox key file {path} does not hold a 16-byte SM4 key")
+        return key
+
+    def seal(self, plaintext: bytes, bound_to: bytes) -> bytes:
+        nonce = os.urandom(12)
+        enc = Cipher(algorithms.SM4(self.key), modes.GCM(nonce)).encryptor()
+        enc.authenticate_additional_data(bound_to)
+        return nonce + enc.update(plaintext) + enc.finalize() + enc.tag
+
+    def open(self, sealed: bytes, bound_to: bytes) -> bytes:
+        nonce, body, tag = sealed[:12], sealed[12:-16], sealed[-16:]
+        dec = Cipher(algorithms.SM4(self.key), modes.GCM(nonce, tag)).decryptor()
+        dec.authenticate_additional_data(bound_to)
+        return dec.update(body) + dec.finalize()
+
+
+class Outbox:
+    def __init__(self, db_path: Path, key_file: Path, terminal_id: str,
+                 clock: Callable[[], float] = time.time) -> None:
+        if key_file.resolve().parent == db_path.resolve().parent:
+            raise OutboxKeyError(f"the outbox key {key_file} must not sit beside the database "
+                                 f"{db_path}: put it in another folder")
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.box = SM4Box(key_file)
+        self.terminal_id = terminal_id
+        self.clock = clock
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox database {db_path} cannot be opened ({exc}): check the disk") from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _local_receipt(self, row_id: int) -> str:
+        day = datetime.datetime.fromtimestamp(self.clock()).strftime("%Y%m%d")
+        return f"L{day}-{self.terminal_id}-{row_id:06d}"
+
+    def enqueue(self, kind: str, payload: dict[str, Any], idempotency_key: str) -> Entry:
+        """Store durably; returns the entry (with its local receipt) once it is on disk."""
+        plaintext = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        sealed = self.box.seal(plaintext, idempotency_key.encode())
+        now = self.clock()
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                cur = self._db.execute(
+                    "INSERT INTO outbox(kind, idempotency_key, local_receipt, created_at, next_attempt_at,"
+                    " payload) VALUES (?, ?, ?, ?, ?, ?)",
+                    (kind, idempotency_key, f"tmp-{idempotency_key}", now, now, sealed))
+                row_id = int(cur.lastrowid or 0)
+                self._db.execute("UPDATE outbox SET local_receipt=? WHERE id=?",
+                                 (self._local_receipt(row_id), row_id))
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK")
+                raise OutboxError(f"idempotency key {idempotency_key} is already queued") from None
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise OutboxError(f"cannot queue the submission ({exc}): check free disk space") from None
+        return self.get(row_id)
+
+    def get(self, row_id: int) -> Entry:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, kind, idempotency_key, local_receipt, state, attempts, last_error,"
+                " remote_receipt FROM outbox WHERE id=?", (row_id,)).fetchone()
+        if row is None:
+            raise OutboxError(f"no outbox entry {row_id}")
+        return Entry(*row)
+
+    def payload(self, entry: Entry) -> dict[str, Any]:
+        with self._lock:
+            row = self._db.execute("SELECT payload FROM outbox WHERE id=?", (entry.id,)).fetchone()
+        if row is None or row[0] is None:
+            raise OutboxError(f"outbox entry {entry.local_receipt} has no payload (already delivered)")
+        return json.loads(self.box.open(row[0], entry.idempotency_key.encode()))
+
+    def due(self, limit: int = 20) -> list[Entry]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, kind, idempotency_key, local_receipt, state, attempts, last_error,"
+                " remote_receipt FROM outbox WHERE state='pending' AND next_attempt_at<=?"
+                " ORDER BY id LIMIT ?", (self.clock(), limit)).fetchall()
+        return [Entry(*r) for r in rows]
+
+    def mark_delivered(self, entry: Entry, remote_receipt: str) -> None:
+        """Keep the receipts, erase the personal payload."""
+        with self._lock:
+            self._db.execute("UPDATE outbox SET state='delivered', remote_receipt=?, delivered_at=?,"
+                             " payload=NULL, last_error='' WHERE id=?",
+                             (remote_receipt, self.clock(), entry.id))
+
+    def mark_failed(self, entry: Entry, error: str, retry_in_s: float | None) -> None:
+        """A failed attempt: try again later, or (retry_in_s None) rejected for good."""
+        with self._lock:
+            if retry_in_s is None:
+                self._db.execute("UPDATE outbox SET state='rejected', attempts=attempts+1, last_error=?"
+                                 " WHERE id=?", (error[:500], entry.id))
+            else:
+                self._db.execute("UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt_at=?"
+                                 " WHERE id=?", (error[:500], self.clock() + retry_in_s, entry.id))
+
+    def counts(self) -> dict[str, int]:
+        """Backlog figures for the help desk."""
+        with self._lock:
+            rows = self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
+        out = {PENDING: 0, DELIVERED: 0, REJECTED: 0}
+        out.update({state: n for state, n in rows})
+        return out
