@@ -167,14 +167,49 @@ def test_watchdog_restarts_engine_and_next_prompt_speaks(make_speaker, tmp_path:
     stuck = s.say(PROMPT)
     assert stuck.wait(WAIT)
     assert isinstance(stuck.error, SpeechError) and stuck.path is None
-    assert s.restarts == 1
+    # Usually espeak never reports the utterance and the watchdog replaces the engine;
+    # sometimes it reports it finished with no file. Either way: an error, then recovery.
+    restarts = s.restarts
+    assert restarts in (0, 1)
 
     out.mkdir()
     after = s.say(PROMPT)
     assert after.wait(WAIT)
     assert after.error is None and after.path
     assert wav_stats(after.path)[1] > 300
-    assert s.available and s.restarts == 1
+    assert s.available and s.restarts == restarts
+
+
+def test_watchdog_replaces_a_hung_engine(make_speaker, monkeypatch, tmp_path: Path) -> None:
+    """An engine whose runAndWait never returns is replaced; the next prompt speaks."""
+    real_new_engine = speaker_mod._new_engine
+    hang = threading.Event()
+    engines: list[object] = []
+
+    def new_engine() -> object:
+        engine = real_new_engine()
+        if not engines:  # the first engine hangs once `hang` is set
+            original = engine.runAndWait
+
+            def run_and_wait() -> None:
+                if hang.is_set():
+                    threading.Event().wait(120)
+                else:
+                    original()
+
+            engine.runAndWait = run_and_wait
+        engines.append(engine)
+        return engine
+
+    monkeypatch.setattr(speaker_mod, "_new_engine", new_engine)
+    s = make_speaker(output_dir=tmp_path, watchdog_s=2.0)
+    assert s.say(PROMPT).wait(WAIT)
+    hang.set()
+    stuck = s.say(PROMPT)
+    assert stuck.wait(WAIT) and isinstance(stuck.error, SpeechError)
+    assert s.restarts == 1 and len(engines) == 2
+    after = s.say(PROMPT)
+    assert after.wait(WAIT) and after.error is None and wav_stats(after.path)[1] > 300
 
 
 def test_speaker_without_output_dir_does_not_hang(make_speaker) -> None:
