@@ -41,6 +41,14 @@ HEADERS = ("X-Terminal-Id", "X-Timestamp", "X-Nonce", "X-Signature-Alg", "X-Sign
 _SM2_N = int(sm2.default_ecc_table["n"], 16)
 
 
+def _sm2(private_key: str | None, public_key: str) -> sm2.CryptSM2:
+    """gmssl 3.2.2 takes a leading "04" of a bare x||y key for a point prefix and strips it
+    (``lstrip("04")``), so about 1 key in 256 would never verify; set the key back as given."""
+    engine = sm2.CryptSM2(private_key=private_key, public_key=public_key)
+    engine.public_key = public_key
+    return engine
+
+
 class SignatureError(Exception):
     """A request's signature is missing, malformed, stale, replayed or wrong."""
 
@@ -76,7 +84,7 @@ class KeyPair:
         if algorithm == SM2_SM3:
             d = secrets.randbelow(_SM2_N - 2) + 1
             private = f"{d:064x}"
-            public = sm2.CryptSM2(private_key=private, public_key="")._kg(d, sm2.default_ecc_table["g"])
+            public = _sm2(private, "")._kg(d, sm2.default_ecc_table["g"])
             return cls(algorithm, private, public)
         if algorithm == ECDSA_P256_SHA256:
             from cryptography.hazmat.primitives import serialization
@@ -92,7 +100,7 @@ class KeyPair:
 
     def sign(self, message: bytes) -> str:
         if self.algorithm == SM2_SM3:
-            return sm2.CryptSM2(private_key=self.private_key, public_key=self.public_key).sign_with_sm3(message)
+            return _sm2(self.private_key, self.public_key).sign_with_sm3(message)
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -102,7 +110,7 @@ class KeyPair:
 
     # -- storage: owner-only, refused when others can read it -------------------------------
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump({"algorithm": self.algorithm, "private_key": self.private_key,
@@ -130,7 +138,7 @@ def verify(algorithm: str, public_key: str, message: bytes, signature: str) -> b
             if len(signature) != 128 or len(public_key) != 128:
                 return False
             int(signature, 16)
-            return bool(sm2.CryptSM2(private_key=None, public_key=public_key).verify_with_sm3(signature, message))
+            return bool(_sm2(None, public_key).verify_with_sm3(signature, message))
         if algorithm == ECDSA_P256_SHA256:
             from cryptography.exceptions import InvalidSignature
             from cryptography.hazmat.primitives import hashes

@@ -13,6 +13,7 @@ APT_PACKAGES=(
   libgl1 libgl1-mesa-dri libegl1 libgles2 libmtdev1   # Kivy's OpenGL (Mesa software GL)
   espeak-ng libespeak-ng1 alsa-utils            # speech for the voice prompts (aplay plays them)
   fonts-wqy-microhei                            # a Simplified-Chinese font for the screens
+  postgresql                                    # the reference platform's PostgreSQL tests
 )
 
 missing=()

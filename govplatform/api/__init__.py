@@ -1,0 +1,1 @@
+"""The API's routers, one module per area (govapi/README.md lists every endpoint)."""

@@ -1,0 +1,218 @@
+"""Applications: submit once (idempotent), fanned out to every department of the "一件事".
+
+A submission carries the citizen's identity itself (a queued one may arrive after any
+token expired). It is checked against the catalogue: the item exists, required fields
+are answered and well-formed, a material is promised only where the item allows
+"告知承诺+容缺办理", an e-licence is used only where one replaces the paper and the
+citizen holds it, and every required material is there. Accepted -> one receipt
+number, one task per department (lead and cooperating), history entries.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from govplatform import models as m
+from govplatform import residents
+from govplatform.api.deps import CitizenDep, IdempotencyKey, PlatformDep, TerminalDep, as_json, idempotent
+from govplatform.catalogue import get_item
+from govplatform.errors import ApiError, errors, invalid_many
+from govplatform.privacy import mask_id_number
+from govplatform.runtime import naive_utc, next_number, utc
+from govplatform.schemas import (
+    ApplicationAccepted,
+    ApplicationDetail,
+    ApplicationRequest,
+    ApplicationSummary,
+    Commitment,
+    DepartmentStatus,
+    HistoryEntry,
+    Text,
+)
+from govplatform.security import citizen_key
+
+router = APIRouter(tags=["applications"])
+log = logging.getLogger("govplatform.applications")
+
+RECEIVED = "received"
+_PHONE = re.compile(r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})$")
+_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _value_problem(field: dict[str, Any], value: str) -> str | None:
+    kind = field.get("type")
+    if kind == "date":
+        try:
+            if not _DATE.match(value):
+                raise ValueError
+            dt.date.fromisoformat(value)
+        except ValueError:
+            return "must be a date YYYY-MM-DD"
+    elif kind == "phone" and not _PHONE.match(value):
+        return "must be a mobile number (11 digits, 1[3-9]...) or a landline with area code"
+    elif kind == "number" and not _NUMBER.match(value):
+        return "must be a number"
+    elif kind == "choice":
+        allowed = [c["value"] for c in field.get("choices") or []]
+        if value not in allowed:
+            return f"must be one of: {', '.join(allowed)}"
+    return None
+
+
+def check_application(item: dict[str, Any], body: ApplicationRequest) -> list[dict[str, str]]:
+    """Every way the submission disagrees with the catalogue item, as {field, problem}."""
+    problems: list[dict[str, str]] = []
+    number = body.citizen.id_number.upper()
+    if len(number) == 18:
+        problem = residents.id_number_problem(number)
+        if problem:
+            problems.append({"field": "citizen.id_number", "problem": problem})
+    fields = {f["key"]: f for f in item["form"]}
+    for key in body.answers:
+        if key not in fields:
+            problems.append({"field": f"answers.{key}",
+                             "problem": f"not a field of item {item['id']} (fields: {', '.join(fields)})"})
+    for key, field in fields.items():
+        value = body.answers.get(key, "").strip()
+        if not value:
+            if field.get("required"):
+                problems.append({"field": f"answers.{key}", "problem": f"required ({field['label']['zh-CN']})"})
+            continue
+        problem = _value_problem(field, value)
+        if problem:
+            problems.append({"field": f"answers.{key}", "problem": problem})
+
+    materials = {mat["id"]: mat for mat in item.get("materials", [])}
+    held: set[str] | None = None  # the citizen's e-licence types, looked up once when needed
+    seen: set[str] = set()
+    for n, given in enumerate(body.materials):
+        where = f"materials[{n}]"
+        mat = materials.get(given.id)
+        if mat is None:
+            problems.append({"field": f"{where}.id", "problem": f"item {item['id']} needs no material {given.id!r} "
+                                                               f"(materials: {', '.join(materials) or 'none'})"})
+            continue
+        if given.id in seen:
+            problems.append({"field": f"{where}.id", "problem": f"material {given.id!r} is listed twice"})
+        seen.add(given.id)
+        if given.provided == "promise" and not mat.get("promise_allowed"):
+            problems.append({"field": f"{where}.provided",
+                             "problem": f"material {given.id!r} ({mat['title']['zh-CN']}) cannot be promised for "
+                                        "later (告知承诺 not allowed): provide it as an e-licence or a scan"})
+        elif given.provided == "e_licence":
+            licence_type = mat.get("e_licence")
+            if not licence_type:
+                problems.append({"field": f"{where}.provided",
+                                 "problem": f"no e-licence replaces material {given.id!r}: scan it"
+                                            + (" or promise it" if mat.get("promise_allowed") else "")})
+            else:
+                if held is None:
+                    held = {lic["type"] for lic in residents.licences(residents.find_resident(number))}
+                if licence_type not in held:
+                    problems.append({"field": f"{where}.provided",
+                                     "problem": f"the citizen holds no e-licence of type {licence_type!r}: scan "
+                                                "the paper instead" + (" or promise it" if mat.get("promise_allowed")
+                                                                       else "")})
+    for mat_id, mat in materials.items():
+        if mat.get("required") and mat_id not in seen:
+            problems.append({"field": "materials", "problem": f"required material {mat_id!r} "
+                                                              f"({mat['title']['zh-CN']}) is missing"})
+    return problems
+
+
+def _departments(item: dict[str, Any]) -> list[tuple[dict[str, str], str]]:
+    return [(item["lead_department"], "lead")] + [(d, "cooperating") for d in item["cooperating_departments"]]
+
+
+def _status(task: m.DepartmentTask) -> DepartmentStatus:
+    return DepartmentStatus(department=task.department, name=Text.model_validate(task.department_name),
+                            role=task.role, status=task.status)  # type: ignore[arg-type]
+
+
+def summary(row: m.Application) -> ApplicationSummary:
+    return ApplicationSummary(receipt_number=row.receipt_number, item_id=row.item_id,
+                              title=Text.model_validate(row.item_title), status=row.status,
+                              accepted_at=utc(row.accepted_at), departments=[_status(t) for t in row.tasks])
+
+
+def _create(s: Session, item: dict[str, Any], body: ApplicationRequest, terminal_id: str,
+            secret: bytes) -> tuple[int, dict[str, Any]]:
+    now = m.utcnow()
+    receipt = next_number(s, "SQ")
+    number = body.citizen.id_number.upper()
+    mats = {mat["id"]: mat for mat in item.get("materials", [])}
+    commitments = [{"material_id": g.id, "title": mats[g.id]["title"], "commitment": mats[g.id]["commitment"]}
+                   for g in body.materials if g.provided == "promise"]
+    app = m.Application(
+        receipt_number=receipt, item_id=item["id"], item_title=item["title"], terminal_id=terminal_id,
+        visit_id=body.visit_id, citizen_id_number=number, citizen_name=body.citizen.name,
+        citizen_key=citizen_key(secret, number), answers=dict(body.answers),
+        materials=[g.model_dump(mode="json") for g in body.materials], commitments=commitments,
+        face_check=body.face_check.model_dump(mode="json") if body.face_check else None,
+        status="accepted", submitted_at=naive_utc(body.submitted_at), accepted_at=now)
+    s.add(app)
+    app.history.append(m.StatusHistory(department=None, status="accepted", at=now,
+                                       note={"zh-CN": f"已受理，受理编号 {receipt}",
+                                             "en": f"accepted as {receipt}"}))
+    for dep, role in _departments(item):
+        name = {"zh-CN": dep["zh-CN"], "en": dep["en"]}
+        app.tasks.append(m.DepartmentTask(department=dep["id"], department_name=name,
+                                          role=role, status=RECEIVED, updated_at=now))
+        lead = "牵头" if role == "lead" else "配合"
+        app.history.append(m.StatusHistory(department=dep["id"], status=RECEIVED, at=now,
+                                           note={"zh-CN": f"已推送至{dep['zh-CN']}（{lead}办理）",
+                                                 "en": f"sent to {dep['en']} ({role})"}))
+    s.flush()
+    answer = ApplicationAccepted(receipt_number=receipt, status="accepted", item_id=item["id"],
+                                 departments=[_status(t) for t in app.tasks], accepted_at=utc(now))
+    log.info("application %s accepted: item %s, terminal %s, citizen %s, %d department(s), %d promised",
+             receipt, item["id"], terminal_id, mask_id_number(number), len(app.tasks), len(commitments))
+    return 201, as_json(answer)
+
+
+@router.post("/v1/applications", status_code=201, response_model=ApplicationAccepted,
+             responses=errors(400, 401, 403, 404, 409, 413, 422), operation_id="submitApplication")
+def submit(body: ApplicationRequest, platform: PlatformDep, terminal: TerminalDep,
+           idempotency_key: IdempotencyKey) -> JSONResponse:
+    """Submit an application; a repeat with the same Idempotency-Key and body returns the first answer."""
+    from govplatform.api.citizens import check_face
+
+    def create(s: Session) -> tuple[int, dict[str, Any]]:
+        # checked inside: a repeat of an accepted submission is answered before any check
+        item = get_item(body.item_id)
+        if item is None:
+            raise ApiError(404, "not_found", f"no catalogue item {body.item_id!r}: see GET /v1/catalogue")
+        check_face(body.face_check, platform.settings.require_face_check)
+        problems = check_application(item, body)
+        if problems:
+            raise invalid_many(problems)
+        return _create(s, item, body, terminal.terminal_id, platform.secret)
+
+    return idempotent(platform, terminal.terminal_id, idempotency_key, "POST /v1/applications",
+                      body.model_dump(mode="json"), create)
+
+
+@router.get("/v1/applications/{receipt_number}", response_model=ApplicationDetail,
+            responses=errors(401, 403, 404, 422), operation_id="getApplication")
+def status(receipt_number: str, platform: PlatformDep, citizen: CitizenDep) -> ApplicationDetail:
+    """Status, each department's part, commitments and history; only for the citizen who applied."""
+    with platform.db.session() as s:
+        row = s.execute(select(m.Application)
+                        .where(m.Application.receipt_number == receipt_number)).scalar_one_or_none()
+        if row is None or row.citizen_key != citizen.citizen_key:
+            raise ApiError(404, "not_found", f"no application {receipt_number!r} for the citizen of this token")
+        return ApplicationDetail(
+            receipt_number=row.receipt_number, item_id=row.item_id, title=Text.model_validate(row.item_title),
+            status=row.status, submitted_at=utc(row.submitted_at), accepted_at=utc(row.accepted_at),
+            departments=[_status(t) for t in row.tasks],
+            commitments=[Commitment.model_validate(c) for c in row.commitments],
+            history=[HistoryEntry(at=utc(h.at), status=h.status, department=h.department,
+                                  note=Text.model_validate(h.note)) for h in row.history])
