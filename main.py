@@ -87,11 +87,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from kiosk.emulator_console import start_console
 
-    terminal = Terminal(cfg, speaker=_make_speaker(cfg))
     if args.headless:
+        # before anything starts: a stop request during start-up still ends in a clean stop
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+    terminal = Terminal(cfg, speaker=_make_speaker(cfg))
+    if args.headless:
         terminal.start()
         start_console(terminal.emulators)
         print("kiosk: running headless; Ctrl-C to stop", file=sys.stderr)

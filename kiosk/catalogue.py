@@ -49,7 +49,8 @@ class Service:
 
 
 class Catalogue:
-    def __init__(self, services: list[Service]) -> None:
+    def __init__(self, services: list[Service], version: str = "") -> None:
+        self.version = version  # the platform's catalogue version; "" for a local one
         self._services = {s.id: s for s in services}
         if len(self._services) != len(services):
             raise CatalogueError("two services share one id")
@@ -87,7 +88,7 @@ class Catalogue:
                                         fields, materials, item.get("kind", "service")))
             except (KeyError, TypeError) as exc:
                 raise CatalogueError(f"platform catalogue: item #{n + 1} lacks {exc}") from None
-        return cls(services)
+        return cls(services, str(data.get("version", "")))
 
     def services(self) -> list[Service]:
         return list(self._services.values())

@@ -13,8 +13,9 @@ from kiosk.outbox import DELIVERED, Entry, Outbox
 
 log = logging.getLogger(__name__)
 
-# outbox kind -> the client method that delivers it
-_SENDERS = {"application": "submit_application", "rating": "rate", "consultation": "consult"}
+# outbox kind -> the client method that delivers it, and the answer's receipt field
+_SENDERS = {"application": ("submit_application", "receipt_number"), "rating": ("rate", "rating_number"),
+            "consultation": ("consult", "ticket_number")}
 
 
 class Deliverer:
@@ -31,7 +32,8 @@ class Deliverer:
 
     def deliver(self, entry: Entry, client: PlatformClient | None = None) -> Entry:
         """One attempt (with `client`, e.g. a quick one while the citizen waits)."""
-        send = getattr(client or self.client, _SENDERS[entry.kind])
+        method, receipt_field = _SENDERS[entry.kind]
+        send = getattr(client or self.client, method)
         with self._lock:
             current = self.outbox.get(entry.id)
             if current.state != "pending":
@@ -47,7 +49,7 @@ class Deliverer:
                 self.outbox.mark_failed(current, str(exc), None)
                 log.error("outbox %s rejected by the platform: %s", current.local_receipt, exc)
             else:
-                receipt = str(answer.get("receipt_number") or answer.get("ticket") or answer.get("id") or "")
+                receipt = str(answer.get(receipt_field) or "")
                 self.outbox.mark_delivered(current, receipt)
                 log.info("outbox %s delivered as %s", current.local_receipt, receipt)
             return self.outbox.get(entry.id)

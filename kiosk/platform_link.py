@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from config.schema import KioskConfig
 from govapi.signing import KeyFileError, KeyPair
@@ -20,12 +20,12 @@ from kiosk.delivery import Deliverer
 from kiosk.govclient import PlatformClient, PlatformError, new_idempotency_key
 from kiosk.outbox import DELIVERED, Outbox, OutboxError
 from kiosk.session import Session
-from kiosk.visit import Receipt, SubmitError
+from kiosk.visit import Receipt, SubmissionRefused, SubmitError
 
 log = logging.getLogger(__name__)
 
 CARD_FIELDS = ("card_type", "id_number", "name", "birth_date", "gender_code", "nation_code",
-               "address", "valid_from", "valid_to", "issuer")
+               "address", "appended_address", "valid_from", "valid_to", "issuer")
 # the quick calls made while a citizen waits: one try, short timeout
 _INTERACTIVE_TIMEOUT_S = 3.0
 
@@ -36,18 +36,31 @@ def _path(data_dir: Path, value: str) -> Path:
 
 
 def card_for_platform(identity: Any) -> dict[str, Any]:
-    """The card read as the platform's identify call takes it (no photo, dates ISO)."""
+    """The card read as the platform's identify call takes it: no photo, dates ISO, and a
+    field the card does not carry (None) left out rather than sent empty."""
     out: dict[str, Any] = {}
     for name in CARD_FIELDS:
         value = getattr(identity, name, None)
-        if isinstance(value, (datetime.date,)):
-            value = value.isoformat()
-        out[name] = "" if value is None else str(value)
+        if value is None:
+            continue
+        out[name] = value.isoformat() if isinstance(value, datetime.date) else str(value)
     return out
 
 
+def catalogue_cache(data_dir: Path) -> Path:
+    """Where the last good catalogue is kept, so a restart without network still has services."""
+    return data_dir / "cache" / "catalogue.json"
+
+
+def keep_catalogue(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(path)
+
+
 NO_FACE_CHECK = {"method": "none", "passed": False, "score": None, "liveness": None,
-                 "model_versions": {}, "evidence_signature": None}
+                 "model_versions": {}, "evidence_signature": ""}
 
 
 class PlatformLink:
@@ -66,8 +79,14 @@ class PlatformLink:
                                     timeout_s=_INTERACTIVE_TIMEOUT_S, retries=0)
         self.outbox = Outbox(_path(data_dir, pcfg.outbox_db), _path(data_dir, pcfg.outbox_key_file),
                              cfg.terminal.id)
-        self.deliverer = Deliverer(self.outbox, self.client, interval_s=pcfg.delivery_interval_s)
-        self.cache_file = data_dir / "cache" / "catalogue.json"
+        self.deliverer = Deliverer(self.outbox, self.client, interval_s=pcfg.delivery_interval_s,
+                                   backoff_min_s=pcfg.delivery_interval_s)
+        self.cache_file = catalogue_cache(data_dir)
+        self.catalogue_version = ""
+        self.on_catalogue: Callable[[Catalogue], None] | None = None  # a newer catalogue arrived
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+        self._identifying: tuple[str, threading.Event] | None = None  # (visit id, done)
 
     @property
     def enrolled(self) -> bool:
@@ -75,45 +94,97 @@ class PlatformLink:
 
     def start(self) -> None:
         self.deliverer.start()
+        self._refresher = threading.Thread(target=self._refresh_loop, name="catalogue-refresh", daemon=True)
+        self._refresher.start()
 
     def stop(self) -> None:
+        self._stop.set()
         self.deliverer.stop()
+        if self._refresher is not None:
+            self._refresher.join(timeout=10)
         self.outbox.close()
 
     # -- catalogue -------------------------------------------------------------------------
     def load_catalogue(self) -> Catalogue | None:
-        """The platform's catalogue, else the last one kept on disk, else None."""
-        try:
-            data = self.client.catalogue()
-            catalogue = Catalogue.from_platform(data)
-        except (PlatformError, CatalogueError) as exc:
-            log.warning("catalogue from the platform not available (%s); using the last copy", exc)
-        else:
-            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-            tmp.replace(self.cache_file)
+        """At start-up: the platform's catalogue (one quick try), else the last copy kept on
+        disk, else None; the refresh thread keeps trying in the background."""
+        catalogue = self.fetch_catalogue(self.quick)
+        if catalogue is not None:
             return catalogue
         try:
-            return Catalogue.from_platform(json.loads(self.cache_file.read_text(encoding="utf-8")))
-        except (OSError, ValueError, CatalogueError):
+            data = json.loads(self.cache_file.read_text(encoding="utf-8"))
+            catalogue = Catalogue.from_platform(data)
+        except FileNotFoundError:
             return None
+        except (OSError, ValueError, CatalogueError) as exc:
+            log.warning("the kept catalogue %s is unusable (%s)", self.cache_file, exc)
+            return None
+        log.info("using the catalogue kept on disk (version %s)", catalogue.version or "unknown")
+        return catalogue
+
+    def fetch_catalogue(self, client: PlatformClient | None = None) -> Catalogue | None:
+        """Fetch the catalogue and keep a copy on disk; None (and a log line) on failure."""
+        try:
+            data = (client or self.client).catalogue()
+            catalogue = Catalogue.from_platform(data)
+        except (PlatformError, CatalogueError) as exc:
+            log.warning("catalogue from the platform not available: %s", exc)
+            return None
+        keep_catalogue(self.cache_file, data)
+        self.catalogue_version = catalogue.version
+        return catalogue
+
+    def _refresh_loop(self) -> None:
+        """Fetch soon after a failed start-up load, then every catalogue_refresh_s."""
+        soon, every = self.cfg.platform.delivery_interval_s, self.cfg.platform.catalogue_refresh_s
+        wait = every if self.catalogue_version else soon
+        while not self._stop.wait(wait):
+            before = self.catalogue_version
+            catalogue = self.fetch_catalogue()
+            if catalogue is None:  # back off from `soon` up to `every`
+                wait = min(every, max(wait * 2, soon)) if before == "" else every
+                continue
+            wait = every
+            if catalogue.version != before and self.on_catalogue is not None:
+                log.info("catalogue version %s replaces %s", catalogue.version, before or "none")
+                self.on_catalogue(catalogue)
 
     # -- the citizen -------------------------------------------------------------------------
-    def identify(self, session: Session) -> None:
+    def identify_in_background(self, session: Session) -> threading.Thread:
+        """Start exchanging the card read for a citizen token; the device thread goes on at once."""
+        done = threading.Event()
+        self._identifying = (session.visit_id, done)
+        thread = threading.Thread(target=self.identify, args=(session, done), name="identify", daemon=True)
+        thread.start()
+        return thread
+
+    def identify(self, session: Session, done: threading.Event | None = None) -> None:
         """Exchange the card read for a citizen token and fetch their e-licences (best effort)."""
-        if session.identity is None or not self.enrolled:
-            return
         try:
-            token = self.quick.identify(session.visit_id, card_for_platform(session.identity), NO_FACE_CHECK)
-            licences = self.quick.licences(token.token)
-        except PlatformError as exc:
-            log.warning("identify at the platform failed: %s", exc)
-            return
-        session.citizen_token = token
-        session.licences = list(licences.get("licences", licences) if isinstance(licences, dict) else licences)
+            if session.identity is None or not self.enrolled:
+                return
+            try:
+                token = self.quick.identify(session.visit_id, card_for_platform(session.identity), NO_FACE_CHECK)
+                licences = self.quick.licences(token.token)
+            except PlatformError as exc:
+                log.warning("identify at the platform failed: %s", exc)
+                return
+            if session.identity is None:  # the visit was wiped while we waited: keep nothing
+                return
+            session.citizen_token = token
+            session.licences = list(licences.get("licences", licences) if isinstance(licences, dict) else licences)
+        finally:
+            if done is not None:
+                done.set()
+
+    def _identified(self, session: Session) -> None:
+        """Wait for this visit's identify call, if one is running (both its quick calls at most)."""
+        pending = self._identifying
+        if pending is not None and pending[0] == session.visit_id:
+            pending[1].wait(2 * _INTERACTIVE_TIMEOUT_S + 1)
 
     def prefill(self, session: Session, service: Service) -> dict[str, str]:
+        self._identified(session)
         token = session.citizen_token
         if token is None:
             return {}
@@ -126,8 +197,12 @@ class PlatformLink:
         return {k: str(v.get("value", "")) if isinstance(v, dict) else str(v) for k, v in values.items()}
 
     def materials_for(self, session: Session, service: Service) -> list[dict[str, str]]:
-        """E-licences found automatically; promised where the item allows it."""
+        """E-licences found automatically; promised where the item allows it. The ID card just
+        read counts as the citizen's ID e-licence even when the platform could not be asked."""
         held = {lic.get("type"): lic for lic in session.licences}
+        identity = session.identity
+        if "id_card" not in held and getattr(identity, "card_type", "") == "resident":
+            held["id_card"] = {"type": "id_card", "number": getattr(identity, "id_number", "")}
         out = []
         for m in service.materials:
             if m.e_licence and m.e_licence in held:
@@ -138,6 +213,7 @@ class PlatformLink:
 
     # -- submission: outbox first, then deliver ---------------------------------------------------
     def submit(self, session: Session, service: Service, answers: dict[str, str]) -> Receipt:
+        self._identified(session)
         identity = session.identity
         payload = {
             "item_id": service.id,
@@ -158,11 +234,6 @@ class PlatformLink:
         if entry.state == DELIVERED:
             return Receipt(entry.remote_receipt or entry.local_receipt, delivered=True)
         if entry.state == "rejected":
-            raise SubmitError(f"the platform refused the application: {entry.last_error}")
+            raise SubmissionRefused(f"the platform refused the application: {entry.last_error}")
         return Receipt(entry.local_receipt, delivered=False)
 
-
-def identify_in_background(link: PlatformLink, session: Session) -> threading.Thread:
-    thread = threading.Thread(target=link.identify, args=(session,), name="identify", daemon=True)
-    thread.start()
-    return thread

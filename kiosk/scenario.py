@@ -7,6 +7,7 @@ clock forward instead of sleeping, so a 60-second timeout takes no real minute.
 """
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from config.schema import KioskConfig
+from kiosk.catalogue import CatalogueError
 from kiosk.terminal import Terminal
 from kiosk.visit import InvalidTransition, View
 
@@ -100,6 +102,8 @@ class Runner:
         extra = f", notice {view.message_key}" if view.message_key else ""
         if view.warning_seconds is not None:
             extra += f", idle warning {view.warning_seconds}s"
+        if view.receipt:
+            extra += f", receipt {view.receipt}"
         self._say(f"screen {view.step.value} ({view.reason}{extra})")
 
     def _emulator(self, name: str) -> Any:
@@ -152,7 +156,12 @@ class Runner:
             self._emulator(step.get("device", "idcard")).remove_card()
         elif action == "choose":
             self._say(f"choose {step['service']}")
-            visit.choose(step["service"])
+            try:
+                visit.choose(step["service"])
+            except CatalogueError:
+                offered = ", ".join(s.id for s in visit.catalogue.services()) or "none"
+                raise ScenarioFailed(f"the catalogue has no service {step['service']!r} "
+                                     f"(it offers: {offered})") from None
         elif action == "correct":
             self._say(f"correct field {step['field']}")
             visit.correct(step["field"], str(step["value"]))
@@ -179,18 +188,22 @@ class Runner:
     def _expect(self, step: dict[str, Any]) -> None:
         want_step = step.get("step")
         want_msg = step.get("notice")
+        want_receipt = step.get("receipt")  # a regular expression the receipt number must match
         within = float(step.get("within_s", 10))
         visit = self.terminal.visit
 
         def ok() -> bool:
             view = visit.view()
             return ((want_step is None or view.step.value == want_step)
-                    and (want_msg is None or view.message_key == want_msg))
+                    and (want_msg is None or view.message_key == want_msg)
+                    and (want_receipt is None or re.fullmatch(want_receipt, view.receipt or "") is not None))
 
         if not self._wait_for(ok, within):
             view = visit.view()
             raise ScenarioFailed(f"expected step {want_step!r}"
                                  + (f" with notice {want_msg!r}" if want_msg else "")
+                                 + (f" with a receipt matching {want_receipt!r}" if want_receipt else "")
                                  + f" within {within:g}s, but the screen is {view.step.value!r}"
-                                 + (f" with notice {view.message_key!r}" if view.message_key else ""))
+                                 + (f" with notice {view.message_key!r}" if view.message_key else "")
+                                 + (f" and receipt {view.receipt!r}" if view.receipt else ""))
         self._say(f"ok: screen is {visit.view().step.value}")

@@ -54,6 +54,8 @@ class Terminal:
         self.supervisor: Supervisor | None = None
         self._warned = False
         self.visit.subscribe(self._speak)
+        if self.link is not None:
+            self.link.on_catalogue = self.visit.replace_catalogue
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self, supervise: bool = True) -> None:
@@ -106,7 +108,7 @@ class Terminal:
                 self.visit.card_read(event.data["identity"])
                 session = self.visit.session
                 if self.link is not None and session.identity is not None and session.citizen_token is None:
-                    self.link.identify(session)
+                    self.link.identify_in_background(session)
             else:
                 self.visit.card_failed()
         elif event.kind == "card_removed":

@@ -36,6 +36,10 @@ class SubmitError(Exception):
     """The application could not be handed to the platform."""
 
 
+class SubmissionRefused(SubmitError):
+    """The platform looked at the application and refused it; sending it again will not help."""
+
+
 @dataclass(frozen=True)
 class Receipt:
     number: str
@@ -108,6 +112,7 @@ class Visit:
         self.card_present = False
         self._message: str | None = None
         self._receipt: str | None = None
+        self._next_catalogue: Catalogue | None = None
         self._warning_deadline: float | None = None
         self._last_activity = clock()
         self._lock = threading.RLock()
@@ -121,8 +126,8 @@ class Visit:
     def view(self, reason: str = "") -> View:
         with self._lock:
             title_key, prompt_key = _TITLES[self.step]
-            if self.step is Step.FINISH and self._message == "finish.not_submitted":
-                title_key, prompt_key = "finish.not_submitted_title", "finish.not_submitted"
+            if self.step is Step.FINISH and self._message in ("finish.not_submitted", "finish.refused"):
+                title_key, prompt_key = "finish.not_submitted_title", self._message
             values: dict[str, str] = {}
             services: tuple[tuple[str, str], ...] = ()
             fields: tuple[tuple[str, str, str], ...] = ()
@@ -201,6 +206,11 @@ class Visit:
                 return
             try:
                 receipt = self.submitter(self.session, service, dict(self.session.answers))
+            except SubmissionRefused as exc:
+                log.warning("submission refused: %s", exc)
+                self._receipt = None
+                self._go(Step.FINISH, "refused", "finish.refused")
+                return
             except SubmitError as exc:
                 log.warning("submission failed: %s", exc)
                 self._receipt = None
@@ -310,12 +320,23 @@ class Visit:
                 else:
                     self._publish("warning")
 
+    def replace_catalogue(self, catalogue: Catalogue) -> None:
+        """A newer catalogue from the platform: used at once when nobody is being served,
+        otherwise from the next visit on, so a citizen's service never changes under them."""
+        with self._lock:
+            if self.step is Step.ATTRACT:
+                self.catalogue, self._next_catalogue = catalogue, None
+            else:
+                self._next_catalogue = catalogue
+
     # -- the wipe ------------------------------------------------------------------------
     def wipe(self, reason: str) -> None:
         """End the visit: personal data overwritten and dropped, language reset, attract."""
         with self._lock:
             self.session.wipe()
             self.session = Session()
+            if self._next_catalogue is not None:
+                self.catalogue, self._next_catalogue = self._next_catalogue, None
             self._receipt = None
             self.language = self.default_language
             self.wipes += 1

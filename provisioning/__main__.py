@@ -5,10 +5,10 @@ import argparse
 import sys
 from types import ModuleType
 
-from provisioning import read_id
+from provisioning import enrol, read_id
 
 # Each module: NAME, SUMMARY, EXAMPLE, register(subparsers) and run(args) -> int.
-COMMANDS: tuple[ModuleType, ...] = (read_id,)
+COMMANDS: tuple[ModuleType, ...] = (read_id, enrol)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -124,8 +124,8 @@ class Server:
             engine.dispose()
 
 
-def start_server(data_dir: Path, **settings: str) -> Iterator[Server]:
-    """Start one platform process; stop exactly that process afterwards."""
+def start_server(data_dir: Path, port: int = 0, **settings: str) -> Iterator[Server]:
+    """Start one platform process (on `port`, 0: any free one); stop exactly that process afterwards."""
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GOVPLATFORM_")}
     env.update({"GOVPLATFORM_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1",
@@ -133,7 +133,7 @@ def start_server(data_dir: Path, **settings: str) -> Iterator[Server]:
     env.update({f"GOVPLATFORM_{k.upper()}": v for k, v in settings.items()})
     log_file = data_dir / "server.log"
     with log_file.open("w", encoding="utf-8") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "govplatform", "serve", "--port", "0"], cwd=ROOT, env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "govplatform", "serve", "--port", str(port)], cwd=ROOT, env=env,
                                 stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         url = _wait_for_url(proc, log_file)
