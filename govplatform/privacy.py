@@ -7,39 +7,12 @@ kept). The log filter below is a second line of defence for whatever slips throu
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from types import TracebackType
 
-_ID18 = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
-_ID15 = re.compile(r"(?<![0-9A-Za-z])\d{15}(?![0-9A-Za-z])")
-_PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
+from govapi.masking import mask_id_number, mask_name, mask_numbers as mask_text
 
-
-def mask_id_number(number: str) -> str:
-    """Keep the first 6 (region) and last 4 characters: enough to tell two people apart in a log."""
-    if not number:
-        return ""
-    if len(number) >= 14:
-        return number[:6] + "*" * (len(number) - 10) + number[-4:]
-    if len(number) > 4:
-        return "*" * (len(number) - 4) + number[-4:]
-    return "*" * len(number)
-
-
-def mask_name(name: str) -> str:
-    """The surname and a star per remaining character: "张*", "欧阳**"; what the screen may show."""
-    name = name.strip()
-    if not name:
-        return ""
-    return name[:1] + "*" * max(len(name) - 1, 1)
-
-
-def mask_text(text: str) -> str:
-    """Mask every ID number and mobile number found in free text."""
-    text = _ID18.sub(lambda m: mask_id_number(m.group(0)), text)
-    text = _ID15.sub(lambda m: mask_id_number(m.group(0)), text)
-    return _PHONE.sub(lambda m: m.group(0)[:3] + "****" + m.group(0)[-4:], text)
+__all__ = ["mask_id_number", "mask_name", "mask_text", "safe_traceback", "MaskingFilter", "install_log_masking"]
 
 
 def safe_traceback(exc: BaseException) -> str:

@@ -7,6 +7,9 @@ from pathlib import Path
 from typing import Any
 
 CATALOGUE_FILE = Path(__file__).resolve().parent.parent / "config" / "catalogue.toml"
+# the kinds of item a visit can carry out (fill in, submit); progress lookups and
+# appointments need flows of their own and are not offered until they exist
+OFFERED_KINDS = ("bundle", "service", "certificate")
 
 
 class CatalogueError(ValueError):
@@ -91,7 +94,8 @@ class Catalogue:
         return cls(services, str(data.get("version", "")))
 
     def services(self) -> list[Service]:
-        return list(self._services.values())
+        """What the choose step offers, in catalogue order."""
+        return [s for s in self._services.values() if s.kind in OFFERED_KINDS]
 
     def get(self, service_id: str) -> Service:
         try:

@@ -7,29 +7,17 @@ registered secret wherever it appears.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 
-# The ID-number rule lives with the card model (devices are the bottom layer and mask
-# their own reprs); everything above uses that one function through this module.
-from devices.idcard.identity import mask_id_number
+# The masking rules are shared with the platform (govapi/masking.py); this module adds the
+# visit's registered secrets, which have no shape a pattern could find.
+from govapi.masking import mask_id_number, mask_name, mask_numbers, mask_phone
 
-_ID18 = re.compile(r"(?<![0-9A-Za-z])(\d{6})(\d{8})(\d{3}[\dXx])(?![0-9A-Za-z])")
-_ID15 = re.compile(r"(?<![0-9A-Za-z])\d{15}(?![0-9A-Za-z])")
-_PHONE = re.compile(r"(?<!\d)(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
+__all__ = ["mask_id_number", "mask_name", "mask_phone", "mask_text", "register_secret", "forget_secret",
+           "clear_secrets", "PrivacyFilter"]
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
-
-
-def mask_name(value: str) -> str:
-    """Keep the first character (the surname in a Chinese name)."""
-    value = value.strip()
-    return value[:1] + "*" * max(len(value) - 1, 1) if value else ""
-
-
-def mask_phone(value: str) -> str:
-    return value[:3] + "****" + value[-4:] if len(value) == 11 else "*" * len(value)
 
 
 def register_secret(*values: str) -> None:
@@ -56,9 +44,7 @@ def mask_text(text: str) -> str:
     for secret in secrets:
         if secret in text:
             text = text.replace(secret, mask_name(secret))
-    text = _ID18.sub(lambda m: mask_id_number(m.group(0)), text)
-    text = _ID15.sub(lambda m: mask_id_number(m.group(0)), text)
-    return _PHONE.sub(lambda m: m.group(1) + "****" + m.group(3), text)
+    return mask_numbers(text)
 
 
 class PrivacyFilter(logging.Filter):

@@ -47,7 +47,12 @@ stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [[ ! -f $stamp ]]; then
   say "installing Python packages from pyproject.toml (first time: a few minutes)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[test]"
+  # the dependencies (and the test extra) from pyproject.toml; the terminal itself runs from
+  # this folder and needs no installing
+  mapfile -t requirements < <(.venv/bin/python -c 'import tomllib
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+print("\n".join(project["dependencies"] + project["optional-dependencies"]["test"]))')
+  .venv/bin/python -m pip install -q "${requirements[@]}"
   rm -f .venv/.installed-*
   touch "$stamp"
 else

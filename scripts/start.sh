@@ -17,6 +17,8 @@ export KIOSK__TERMINAL__LOCATION=${KIOSK__TERMINAL__LOCATION:-演示终端（本
 export KIOSK__TERMINAL__DATA_DIR="$PWD/$DATA/terminal"
 export KIOSK__PLATFORM__URL="$URL"
 mkdir -p "$DATA"
+# a new platform database knows no terminal: enrol again even if a key is left over
+NEW_PLATFORM=0; [[ -d $GOVPLATFORM_DATA_DIR ]] || NEW_PLATFORM=1
 
 echo "[start] starting the reference platform on $URL (data in $GOVPLATFORM_DATA_DIR)"
 $PY -m govplatform serve --port "$PORT" > "$DATA/platform.log" 2>&1 &
@@ -34,10 +36,10 @@ for _ in $(seq 1 100); do
   sleep 0.2
 done
 
-if [[ ! -f "$KIOSK__TERMINAL__DATA_DIR/keys/terminal.key" ]]; then
+if [[ $NEW_PLATFORM == 1 || ! -f "$KIOSK__TERMINAL__DATA_DIR/keys/terminal.key" ]]; then
   echo "[start] enrolling terminal $KIOSK__TERMINAL__ID with the platform"
   CODE=$($PY -m govplatform enrolment-code --terminal-id "$KIOSK__TERMINAL__ID" 2>/dev/null)
-  $PY -m provisioning enrol --code "$CODE"
+  $PY -m provisioning enrol --force --code "$CODE"
 else
   echo "[start] terminal $KIOSK__TERMINAL__ID is already enrolled"
 fi

@@ -9,7 +9,7 @@ import pytest
 
 from kiosk import privacy
 from kiosk.catalogue import Catalogue
-from kiosk.visit import InvalidTransition, Receipt, Step, SubmitError, Timing, Visit
+from kiosk.visit import InvalidTransition, Receipt, Step, SubmissionRefused, SubmitError, Timing, Visit
 
 
 @dataclass
@@ -215,6 +215,16 @@ def test_submission_paths(clock: Clock) -> None:
     assert v.step is Step.FINISH and v.view().message_key == "finish.not_submitted"
     assert v.view().receipt is None
 
+    def refused(session, service, answers):  # type: ignore[no-untyped-def]
+        raise SubmissionRefused("platform refused (422 validation): answers.period: required")
+
+    v = Visit(Catalogue.load(), clock=clock, submitter=refused)
+    to_review(v)
+    v.confirm()
+    view = v.view()
+    assert view.message_key == "finish.refused" and view.title_key == "finish.not_submitted_title"
+    assert view.receipt is None
+
 
 def test_no_platform_is_said_plainly(visit: Visit) -> None:
     to_review(visit)
@@ -276,3 +286,30 @@ def test_new_service_needs_no_code(visit: Visit) -> None:
     assert ("new-one", "新事项") in visit.view().services
     visit.choose("new-one")
     assert visit.view().fields == (("n", "姓名", "赵六"),)
+
+
+def _platform_catalogue(version: str, *items: tuple[str, str]) -> Catalogue:
+    return Catalogue.from_platform({"version": version, "items": [
+        {"id": item_id, "kind": kind, "title": {"zh-CN": item_id}, "form": [], "materials": []}
+        for item_id, kind in items]})
+
+
+def test_choose_offers_only_what_a_visit_can_carry_out(visit: Visit) -> None:
+    visit.catalogue = _platform_catalogue("v1", ("a-bundle", "bundle"), ("a-cert", "certificate"),
+                                          ("progress", "lookup"), ("booking", "appointment"))
+    visit.start()
+    visit.card_read(FakeIdentity())
+    assert [sid for sid, _ in visit.view().services] == ["a-bundle", "a-cert"]
+
+
+def test_new_catalogue_waits_for_the_end_of_a_visit(visit: Visit) -> None:
+    newer = _platform_catalogue("v2", ("only-new", "service"))
+    to_review(visit)
+    visit.replace_catalogue(newer)
+    assert visit.catalogue is not newer  # the citizen's service does not change under them
+    visit.confirm()
+    visit.finish()
+    assert visit.catalogue is newer and visit.catalogue.version == "v2"
+    newest = _platform_catalogue("v3", ("x", "service"))
+    visit.replace_catalogue(newest)  # nobody is being served: at once
+    assert visit.catalogue is newest

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from devices.base import DeviceError
+from govapi.masking import mask_id_number
 
 TEXT_BLOCK_LEN = 256
 LONG_TERM = "长期"  # valid_to of a card that never expires
@@ -110,17 +111,6 @@ def id_check_digit(first17: str) -> str:
         raise ValueError("an ID number check digit needs exactly 17 decimal digits")
     total = sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True))
     return _CHECK_CHARS[total % 11]
-
-
-def mask_id_number(number: str) -> str:
-    """The ID number fit for logs and screens: region and last four kept, "110101********1234"."""
-    if not number:
-        return ""
-    if len(number) >= 14:
-        return number[:6] + "*" * (len(number) - 10) + number[-4:]
-    if len(number) > 4:
-        return "*" * (len(number) - 4) + number[-4:]
-    return "*" * len(number)
 
 
 def validate_id_number(number: str, birth_date: _dt.date | None = None, gender_code: str | None = None) -> None:

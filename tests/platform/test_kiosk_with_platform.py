@@ -7,6 +7,7 @@ exactly once: checked in the platform's own database.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faultproxy import FaultProxy
@@ -129,10 +131,12 @@ def clean(kiosk: Kiosk) -> Iterator[Kiosk]:
 
 
 # -- enrolment ---------------------------------------------------------------------------------------
-def test_enrolment_wrote_an_owner_only_key(kiosk: Kiosk) -> None:
+def test_enrolment_wrote_an_owner_only_key_and_kept_the_catalogue(kiosk: Kiosk) -> None:
     key = kiosk.data_dir / "keys" / "terminal.key"
     assert key.stat().st_mode & 0o777 == 0o600
     assert key.parent.stat().st_mode & 0o077 == 0
+    kept = json.loads((kiosk.data_dir / "cache" / "catalogue.json").read_text(encoding="utf-8"))
+    assert kept["version"] and any(i["id"] == "social-insurance-record" for i in kept["items"])
 
 
 def test_enrol_again_keeps_the_key_unless_forced(clean: Kiosk) -> None:
@@ -229,3 +233,31 @@ def test_many_visits_under_faults_each_exactly_once(clean: Kiosk) -> None:
     new = [r for r in applications(clean.server) if r not in before]
     assert len(new) == len(receipts) == len({r[1] for r in new}), new
     assert clean.outbox().get("rejected", 0) == 0
+
+
+def test_catalogue_arrives_when_the_platform_comes_back(clean: Kiosk, tmp_path: Path) -> None:
+    """A terminal that started with no platform and no kept catalogue gets one in the background."""
+    from config import load_config
+    from kiosk.platform_link import PlatformLink
+
+    clean.proxy.set("down")
+    cfg = load_config(environ=clean.env(KIOSK__PLATFORM__CATALOGUE_REFRESH_S="0.5",
+                                        KIOSK__TERMINAL__DATA_DIR=str(tmp_path)))
+    (tmp_path / "keys").mkdir(mode=0o700)
+    (tmp_path / "keys" / "terminal.key").write_bytes((clean.data_dir / "keys" / "terminal.key").read_bytes())
+    (tmp_path / "keys" / "terminal.key").chmod(0o600)
+    link = PlatformLink(cfg, tmp_path)
+    arrived: list[Any] = []
+    link.on_catalogue = arrived.append
+    try:
+        assert link.load_catalogue() is None  # nothing from the platform, nothing kept
+        link.start()
+        clean.proxy.set("pass")
+        deadline = time.monotonic() + 30
+        while not arrived and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        link.stop()
+    assert arrived, "no catalogue within 30 s of the platform coming back"
+    assert "social-insurance-record" in [s.id for s in arrived[0].services()]
+    assert (tmp_path / "cache" / "catalogue.json").exists()
