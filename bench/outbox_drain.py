@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from platform_roundtrip import percentile, start  # noqa: E402  (bench/ is the script's folder)
+from platform_roundtrip import percentile, start, stop  # noqa: E402  (bench/ is the script's folder)
 
 from govapi.signing import KeyPair  # noqa: E402
 from kiosk.delivery import Deliverer  # noqa: E402
@@ -98,11 +97,7 @@ def main() -> None:
             counts = outbox.counts()
             outbox.close()
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
 
     print(f"kiosk outbox on loopback, {args.n} applications per part (SM2-SM3, SQLite WAL on both sides):")
     print(f"  submission round trip  median {statistics.median(total_ms):6.1f} ms   "

@@ -57,6 +57,15 @@ def start(data_dir: Path, algorithms: str) -> tuple[subprocess.Popen[str], str]:
     return proc, url
 
 
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Stop the platform this bench started (that process only)."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -123,11 +132,7 @@ def main() -> None:
                 check_headers(headers, "POST", "/v1/applications", body, lookup, now=float(headers["X-Timestamp"]))
                 verifying.append((time.perf_counter() - t0) * 1000)
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
 
     median, p95 = statistics.median(round_trips), percentile(round_trips, 0.95)
     sign_ms, verify_ms = statistics.median(signing), statistics.median(verifying)

@@ -128,8 +128,11 @@ class Included(_Strict):
     department: str
 
 
-def _known(info: ValidationInfo, registry: str) -> set[str] | None:
-    return (info.context or {}).get(registry)
+def _check_known(info: ValidationInfo, registry: str, value: str, what: str, hint: str = "known") -> None:
+    """Refuse a value the catalogue's registry (departments, life events) does not list."""
+    known = (info.context or {}).get(registry)
+    if known is not None and value not in known:
+        raise ValueError(f"unknown {what} {value!r}; {hint}: {', '.join(sorted(known))}")
 
 
 class Item(_Strict):
@@ -153,26 +156,20 @@ class Item(_Strict):
     @field_validator("life_event")
     @classmethod
     def _life_event(cls, value: str, info: ValidationInfo) -> str:
-        known = _known(info, "life_events")
-        if known is not None and value not in known:
-            raise ValueError(f"unknown life event {value!r}; add it to [life_events] or use one of: {', '.join(sorted(known))}")
+        _check_known(info, "life_events", value, "life event", "add it to [life_events] or use one of")
         return value
 
     @field_validator("lead_department")
     @classmethod
     def _lead(cls, value: str, info: ValidationInfo) -> str:
-        known = _known(info, "departments")
-        if known is not None and value not in known:
-            raise ValueError(f"unknown department {value!r}; known: {', '.join(sorted(known))}")
+        _check_known(info, "departments", value, "department")
         return value
 
     @field_validator("cooperating_departments")
     @classmethod
     def _cooperating(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        known = _known(info, "departments")
         for dep in value:
-            if known is not None and dep not in known:
-                raise ValueError(f"unknown department {dep!r}; known: {', '.join(sorted(known))}")
+            _check_known(info, "departments", dep, "department")
         if len(set(value)) != len(value):
             raise ValueError("a department is listed twice")
         return value
