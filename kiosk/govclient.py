@@ -96,8 +96,13 @@ class PlatformClient:
                 last = PlatformUnavailable(f"{method} {path}: no answer from {self.base_url} "
                                            f"within {self.timeout[1]:g} s")
             except requests.ConnectionError as exc:
-                last = PlatformUnavailable(f"{method} {path}: cannot reach {self.base_url} "
-                                           f"({type(exc).__name__}): check the network and the platform URL")
+                if "Connection aborted" in str(exc):  # connected, then dropped before the answer
+                    last = PlatformUnavailable(f"{method} {path}: the connection to {self.base_url} dropped "
+                                               "before the answer (the platform may have received the request; "
+                                               "a retry with the same idempotency key is safe)")
+                else:
+                    last = PlatformUnavailable(f"{method} {path}: cannot reach {self.base_url} "
+                                               f"({type(exc).__name__}): check the network and the platform URL")
             else:
                 if resp.status_code >= 500:
                     last = PlatformUnavailable(f"{method} {path}: platform error {resp.status_code}")

@@ -261,3 +261,33 @@ def test_catalogue_arrives_when_the_platform_comes_back(clean: Kiosk, tmp_path: 
     assert arrived, "no catalogue within 30 s of the platform coming back"
     assert "social-insurance-record" in [s.id for s in arrived[0].services()]
     assert (tmp_path / "cache" / "catalogue.json").exists()
+
+
+def test_ratings_and_consultations_go_through_the_outbox_once(clean: Kiosk, tmp_path: Path) -> None:
+    """好差评 and 12345 messages use the same outbox: a lost answer, a retry, one record, the platform's number."""
+    from govapi.signing import KeyPair
+    from kiosk.delivery import Deliverer
+    from kiosk.govclient import PlatformClient, new_idempotency_key
+    from kiosk.outbox import Outbox
+
+    keys = KeyPair.load(clean.data_dir / "keys" / "terminal.key")
+    outbox = Outbox(tmp_path / "outbox.db", tmp_path / "keys" / "outbox.key", TERMINAL_ID)
+    deliverer = Deliverer(outbox, PlatformClient(clean.url, TERMINAL_ID, keys, timeout_s=5, retries=0),
+                          backoff_min_s=0)
+    visit_id = f"visit-{time.time_ns()}"
+    rating = outbox.enqueue("rating", {"level": 5, "item_id": "social-insurance-record", "visit_id": visit_id,
+                                       "comment": f"很方便 {visit_id}"}, new_idempotency_key())
+    question = outbox.enqueue("consultation", {"kind": "help", "text": f"怎么打印缴费证明？{visit_id}",
+                                               "visit_id": visit_id},
+                              new_idempotency_key())
+    clean.proxy.set("cut_response")  # the platform records both, the answers are lost
+    for entry in (rating, question):
+        assert deliverer.deliver(entry).state == "pending"
+    clean.proxy.set("pass")
+    rating, question = deliverer.deliver(rating), deliverer.deliver(question)
+    outbox.close()
+    assert rating.state == question.state == "delivered"
+    assert rating.remote_receipt and question.remote_receipt
+    assert clean.server.db_count("SELECT count(*) FROM ratings WHERE comment = :c", c=f"很方便 {visit_id}") == 1
+    assert clean.server.db_count("SELECT count(*) FROM consultations WHERE text = :t",
+                                 t=f"怎么打印缴费证明？{visit_id}") == 1
