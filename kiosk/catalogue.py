@@ -20,7 +20,8 @@ class CatalogueError(ValueError):
 class Field:
     key: str
     label: dict[str, str]
-    source: str  # "identity.<attr>" or "" when the citizen must type it
+    source: str  # "identity.<attr>", "profile.<attr>" (the platform fills it), or "" (the citizen)
+    required: bool = False
 
     def prefill(self, identity: Any) -> str:
         if identity is None or not self.source.startswith("identity."):
@@ -69,7 +70,7 @@ class Catalogue:
         services = []
         for n, item in enumerate(items):
             try:
-                fields = tuple(Field(f["key"], dict(f["label"]), f.get("source", ""))
+                fields = tuple(Field(f["key"], dict(f["label"]), f.get("source", ""), bool(f.get("required")))
                                for f in item.get("fields", []))
                 services.append(Service(item["id"], item.get("category", ""), dict(item["title"]), fields))
             except (KeyError, TypeError) as exc:
@@ -82,7 +83,7 @@ class Catalogue:
         services = []
         for n, item in enumerate(data.get("items", [])):
             try:
-                fields = tuple(Field(f["key"], dict(f["label"]), f.get("source") or "")
+                fields = tuple(Field(f["key"], dict(f["label"]), f.get("source") or "", bool(f.get("required")))
                                for f in item.get("form", []))
                 materials = tuple(Material(m["id"], dict(m["title"]), m.get("e_licence"),
                                            bool(m.get("promise_allowed")), bool(m.get("required", True)))

@@ -98,8 +98,9 @@ class PlatformClient:
             except requests.ConnectionError as exc:
                 if "Connection aborted" in str(exc):  # connected, then dropped before the answer
                     last = PlatformUnavailable(f"{method} {path}: the connection to {self.base_url} dropped "
-                                               "before the answer (the platform may have received the request; "
-                                               "a retry with the same idempotency key is safe)")
+                                               "before the answer (the platform may have received the request"
+                                               + ("; the retry with the same idempotency key is safe)"
+                                                  if idempotency_key else ")"))
                 else:
                     last = PlatformUnavailable(f"{method} {path}: cannot reach {self.base_url} "
                                                f"({type(exc).__name__}): check the network and the platform URL")

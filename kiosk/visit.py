@@ -191,6 +191,7 @@ class Visit:
             if key not in self.session.answers:
                 raise InvalidTransition(f"field {key!r} is not on this form")
             self.session.answers[key] = value
+            self._message = None
             self._last_activity = self.clock()
             self._publish("correct")
 
@@ -199,6 +200,14 @@ class Visit:
             self._require(Step.REVIEW)
             assert self.session.service_id is not None
             service = self.catalogue.get(self.session.service_id)
+            missing = [f.key for f in service.fields if f.required and not self.session.answers.get(f.key, "").strip()]
+            if missing:
+                # never a receipt for an application that is bound to be refused later
+                log.info("confirm refused: required field(s) empty: %s", ", ".join(missing))
+                self._message = "review.missing"
+                self._last_activity = self.clock()
+                self._publish("missing")
+                return
             if self.submitter is None:
                 log.warning("no platform client configured: application not submitted")
                 self._receipt = None

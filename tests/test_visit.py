@@ -313,3 +313,22 @@ def test_new_catalogue_waits_for_the_end_of_a_visit(visit: Visit) -> None:
     newest = _platform_catalogue("v3", ("x", "service"))
     visit.replace_catalogue(newest)  # nobody is being served: at once
     assert visit.catalogue is newest
+
+
+def test_confirm_with_a_required_field_empty_stays_on_review(clock: Clock) -> None:
+    sent = []
+    catalogue = Catalogue.from_platform({"version": "v1", "items": [{
+        "id": "cert", "kind": "certificate", "title": {"zh-CN": "证明"}, "materials": [],
+        "form": [{"key": "name", "label": {"zh-CN": "姓名"}, "source": "identity.name", "required": True},
+                 {"key": "period", "label": {"zh-CN": "查询期间"}, "source": "", "required": True},
+                 {"key": "note", "label": {"zh-CN": "备注"}, "source": "", "required": False}]}]})
+    v = Visit(catalogue, clock=clock, submitter=lambda s, svc, a: sent.append(a) or Receipt("R-1", True))
+    v.start()
+    v.card_read(FakeIdentity())
+    v.choose("cert")
+    v.confirm()
+    assert v.step is Step.REVIEW and v.view().message_key == "review.missing" and not sent
+    v.correct("period", "12m")
+    assert v.view().message_key is None
+    v.confirm()
+    assert v.step is Step.FINISH and sent == [{"name": "赵六", "period": "12m", "note": ""}]

@@ -5,7 +5,7 @@ closes the kiosk's side too; `requests` simply reconnects). The mode decides wha
 to each request:
 
     pass           relay it
-    down           accept and close at once, before reading: the platform seems gone
+    down           nothing listens on the port: connections are refused, as when the platform is gone
     error_503      answer 503 itself; the platform never sees the request
     slow           wait `delay_s`, then relay (the kiosk's read timeout fires first)
     cut_request    read the request, then close: cut before the platform saw it
@@ -31,20 +31,30 @@ class FaultProxy:
     delay_s: float = 10.0
     seen: Counter[str] = field(default_factory=Counter)  # "<METHOD> <path> <mode>" -> count
     _listener: socket.socket | None = None
+    _port: int = 0
     _threads: list[threading.Thread] = field(default_factory=list)
     _released: threading.Event = field(default_factory=threading.Event)
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _closing: bool = False
 
     def start(self) -> str:
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        thread = threading.Thread(target=self._accept, name="fault-proxy", daemon=True)
+        self._listen()
+        return f"http://127.0.0.1:{self._port}"
+
+    def _listen(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self._port))  # SO_REUSEADDR: same port again
+        self._port = self._listener.getsockname()[1]
+        thread = threading.Thread(target=self._accept, args=(self._listener,), name="fault-proxy", daemon=True)
         thread.start()
         self._threads.append(thread)
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
 
     def set(self, mode: str, delay_s: float | None = None) -> None:
         assert mode in MODES, mode
+        if mode == "down" and self._listener is not None:
+            _close(self._listener)
+            self._listener = None
+        elif mode != "down" and self._listener is None:
+            self._listen()
         self.mode = mode
         if delay_s is not None:
             self.delay_s = delay_s
@@ -63,24 +73,20 @@ class FaultProxy:
         self._closing = True
         self._released.set()
         if self._listener is not None:
-            self._listener.close()
+            _close(self._listener)
 
     # -- the relay ---------------------------------------------------------------------------
-    def _accept(self) -> None:
-        assert self._listener is not None
+    def _accept(self, listener: socket.socket) -> None:
         while not self._closing:
             try:
-                conn, _ = self._listener.accept()
-            except OSError:
+                conn, _ = listener.accept()
+            except OSError:  # closed: "down", or the end
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
         mode = self.mode
         with conn:
-            if mode == "down":
-                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                return  # closed with a reset before a byte was read
             request = _read_request(conn)
             if request is None:
                 return
@@ -114,6 +120,15 @@ class FaultProxy:
         with self._changed:
             self.seen[key] += 1
             self._changed.notify_all()
+
+
+def _close(listener: socket.socket) -> None:
+    """Stop listening now: shutdown() wakes the thread blocked in accept(); close() alone would not."""
+    try:
+        listener.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    listener.close()
 
 
 def _read_request(conn: socket.socket) -> bytes | None:
