@@ -14,11 +14,13 @@ from devices.base import Device
 # device class -> driver name -> "module:Class"
 DRIVERS: dict[str, dict[str, str]] = {
     "idcard": {"sam_serial": "devices.idcard.driver:SamSerialReader"},
+    "camera": {"opencv": "devices.camera.driver:OpenCvCamera"},
 }
 
 # device class -> driver name -> "module:Class" of an emulator speaking that driver's wire
 EMULATORS: dict[str, dict[str, str]] = {
     "idcard": {"sam_serial": "devices.idcard.emulator:SamEmulator"},
+    "camera": {"opencv": "devices.camera.emulator:CameraEmulator"},
 }
 
 

@@ -58,3 +58,33 @@ print("\n".join(project["dependencies"] + project["optional-dependencies"]["test
 else
   say "Python packages: up to date"
 fi
+
+# Face photos for the emulated camera and the face-verification tests. None is committed:
+# they are published packages' own test images, fetched once from the package registry:
+# face_recognition 1.3.0 (three people's photos are U.S. government works) and
+# scikit-image's "astronaut" (NASA, public domain).
+FACES=var/testdata/faces
+if [[ ! -f $FACES/.complete ]]; then
+  say "fetching test face photos (face_recognition 1.3.0 source package) into $FACES"
+  mkdir -p var/testdata/download "$FACES"
+  .venv/bin/python -m pip download -q --no-deps --no-binary :all: -d var/testdata/download "face_recognition==1.3.0"
+  .venv/bin/python -m pip download -q --no-deps --only-binary :all: -d var/testdata/download "scikit-image==0.26.0"
+  .venv/bin/python - <<'PY'
+import tarfile
+import zipfile
+from pathlib import Path
+
+archive = next(Path("var/testdata/download").glob("face_recognition-1.3.0.tar.gz"))
+with tarfile.open(archive) as tar:
+    for member in tar.getmembers():
+        name = Path(member.name)
+        if name.parent.name == "test_images" and name.suffix == ".jpg":
+            (Path("var/testdata/faces") / name.name).write_bytes(tar.extractfile(member).read())
+wheel = next(Path("var/testdata/download").glob("scikit_image-0.26.0-*.whl"))
+with zipfile.ZipFile(wheel) as zf:
+    (Path("var/testdata/faces") / "astronaut.png").write_bytes(zf.read("skimage/data/astronaut.png"))
+PY
+  touch "$FACES/.complete"
+else
+  say "test face photos: present"
+fi

@@ -46,6 +46,7 @@ import collections
 import copy
 import datetime as _dt
 import errno
+import functools
 import hashlib
 import logging
 import os
@@ -63,12 +64,14 @@ from pathlib import Path
 from typing import Any
 
 from devices.idcard import protocol as p
-from devices.idcard.emulator_photo import encode_emulator_photo, synthetic_portrait
+from devices.idcard.emulator_photo import encode_emulator_photo, portrait_from_photo, synthetic_portrait
 from devices.idcard.identity import IdentityCard, encode_appended_address, encode_text_block
 
 log = logging.getLogger(__name__)
 
 CARDS_DIR = Path(__file__).with_name("cards")
+# test face photos fetched by scripts/setup.sh (never committed)
+FACES_DIR = Path(__file__).resolve().parents[2] / "var" / "testdata" / "faces"
 DEFAULT_SAM_ID = "05.01-20240101-0000012345-0000067890"
 GARBAGE = b"\x00\xFF\x13\xAA\xAA\x96\x55\xAA\xAA\xAA\x96"  # contains partial preambles on purpose
 LOOPBACK = "127.0.0.1"  # the TCP transport never listens beyond this machine
@@ -98,8 +101,12 @@ def synthetic_fingerprint(seed: str) -> bytes:
     return bytes(out[: p.FINGERPRINT_LEN])
 
 
-def load_card(path: Path) -> IdentityCard:
-    """One card from a TOML file; its id is the file name without .toml."""
+def load_card(path: Path, faces_dir: Path | None = None) -> IdentityCard:
+    """One card from a TOML file; its id is the file name without .toml.
+
+    `[emulator] photo = "obama.jpg"` gives the card a real face (a test photo from
+    `faces_dir`, see scripts/setup.sh) instead of the drawn test pattern, so face
+    verification can be exercised; without the file the pattern is used and a warning says why."""
     with open(path, "rb") as fh:
         data = tomllib.load(fh)
     emulator = data.pop("emulator", {})
@@ -111,6 +118,13 @@ def load_card(path: Path) -> IdentityCard:
             data[key] = _as_date(data[key], key, path)
     card = IdentityCard(**data)
     card.photo_wlt = encode_emulator_photo(synthetic_portrait(path.stem))
+    if emulator.get("photo"):
+        photo = (faces_dir or FACES_DIR) / str(emulator["photo"])
+        try:
+            card.photo_wlt = _portrait(photo)
+        except (OSError, ValueError) as exc:
+            log.warning("card %s: face photo %s not usable (%s); the drawn test pattern is used "
+                        "(run scripts/setup.sh to fetch the test photos)", path.stem, photo, exc)
     if emulator.get("fingerprint"):
         card.fingerprint = synthetic_fingerprint(path.stem)
     try:
@@ -120,8 +134,15 @@ def load_card(path: Path) -> IdentityCard:
     return card
 
 
-def load_cards(cards_dir: Path) -> dict[str, IdentityCard]:
-    cards = {path.stem: load_card(path) for path in sorted(cards_dir.glob("*.toml"))}
+@functools.lru_cache(maxsize=16)
+def _portrait(photo: Path) -> bytes:
+    if not photo.is_file():
+        raise FileNotFoundError(f"{photo} does not exist")
+    return portrait_from_photo(photo)
+
+
+def load_cards(cards_dir: Path, faces_dir: Path | None = None) -> dict[str, IdentityCard]:
+    cards = {path.stem: load_card(path, faces_dir) for path in sorted(cards_dir.glob("*.toml"))}
     if not cards:
         raise ValueError(f"no card files (*.toml) in {cards_dir}")
     return cards
@@ -364,6 +385,9 @@ class _TcpTransport(_Transport):
 class SamEmulator:
     """A SAM module and its RF field, served on a pty or a loopback TCP port in its own thread."""
 
+    # what the driver needs to read this emulator's cards fully: its photo test encoding
+    DRIVER_DEFAULTS = {"photo_decoder": "emulator"}
+
     def __init__(
         self,
         cards_dir: str | None = None,
@@ -371,9 +395,10 @@ class SamEmulator:
         link: str | None = None,
         sam_id: str = DEFAULT_SAM_ID,
         tcp_port: int | None = None,
+        faces_dir: str | None = None,
     ) -> None:
         self.cards_dir = Path(cards_dir) if cards_dir else CARDS_DIR
-        self._cards = load_cards(self.cards_dir)
+        self._cards = load_cards(self.cards_dir, Path(faces_dir) if faces_dir else None)
         if pace_baud is not None and pace_baud <= 0:
             raise ValueError(f"pace_baud must be positive, not {pace_baud}")
         self.pace_baud = pace_baud
