@@ -54,6 +54,16 @@ class PlatformSection(_Section):
     catalogue_refresh_s: float = Field(gt=0)
 
 
+class FaceSection(_Section):
+    enabled: bool = Field(description="verify the card holder's face before any service")
+    camera: str = Field(description="name of the [devices.<name>] camera to use")
+    id_photo_threshold: float = Field(ge=0, le=1, description="cosine score, live face vs card photo")
+    live_threshold: float = Field(ge=0, le=1, description="cosine score, live face vs itself during the challenge")
+    attempts: int = Field(ge=1, le=10)
+    time_limit_s: float = Field(gt=0, le=600)
+    challenges: list[Literal["turn_left", "turn_right", "nod", "closer"]] = Field(min_length=1)
+
+
 class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     file: str
@@ -80,5 +90,6 @@ class KioskConfig(_Section):
     visit: VisitSection
     voice: VoiceSection
     platform: PlatformSection
+    face: FaceSection
     logging: LoggingSection
     devices: dict[str, DeviceSection] = Field(default_factory=dict)

@@ -113,6 +113,9 @@ class FaceCheck(Request):
         default_factory=dict, max_length=16)
     evidence_signature: str = Field(default="", max_length=512, pattern=r"^[0-9a-fA-F]*$",
                                     description="the terminal's signature over the evidence (hex)")
+    timestamp: str | None = Field(default=None, max_length=40,
+                                  pattern=r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$",
+                                  description="when the terminal decided (ISO 8601, UTC); covered by the signature")
 
 
 class IdentifyRequest(Request):

@@ -16,6 +16,8 @@ HELP = """emulated devices: type a command and Enter
   remove             take the card away
   fail               the next card read fails
   unplug | replug    pull the reader's cable out / plug it back in
+  camera COMMAND     the emulated camera: camera help lists its commands
+                     (person, pose yaw=25, photo, screen, noface, two, leave, unplug, ...)
   help               this text"""
 
 
@@ -29,6 +31,10 @@ def handle(line: str, emulators: dict[str, Any], out: TextIO) -> None:
     try:
         if cmd == "help":
             out.write(HELP + "\n")
+        elif cmd == "camera":
+            camera = emulators.get("camera")
+            out.write((camera.command(" ".join(args) or "help") if camera is not None
+                       else "no emulated camera in this configuration") + "\n")
         elif idcard is None:
             out.write("no emulated ID-card reader in this configuration\n")
         elif cmd == "cards":

@@ -164,7 +164,8 @@ class PlatformLink:
             if session.identity is None or not self.enrolled:
                 return
             try:
-                token = self.quick.identify(session.visit_id, card_for_platform(session.identity), NO_FACE_CHECK)
+                token = self.quick.identify(session.visit_id, card_for_platform(session.identity),
+                                            session.face_check or NO_FACE_CHECK)
                 licences = self.quick.licences(token.token)
             except PlatformError as exc:
                 log.warning("identify at the platform failed: %s", exc)
@@ -219,7 +220,7 @@ class PlatformLink:
             "item_id": service.id,
             "visit_id": session.visit_id,
             "citizen": {"id_number": getattr(identity, "id_number", ""), "name": getattr(identity, "name", "")},
-            "face_check": NO_FACE_CHECK,
+            "face_check": session.face_check or NO_FACE_CHECK,
             "answers": answers,
             "materials": self.materials_for(session, service),
             "submitted_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),

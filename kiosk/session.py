@@ -20,6 +20,7 @@ class Session:
     answers: dict[str, str] = field(default_factory=dict)
     citizen_token: Any = None  # the platform's short-lived token for this visit
     licences: list[dict[str, Any]] = field(default_factory=list)  # e-licences the citizen holds
+    face_check: dict[str, Any] | None = None  # signed evidence of the face check (never the image)
 
     def set_identity(self, identity: Any) -> None:
         self.identity = identity
@@ -42,11 +43,12 @@ class Session:
         self.service_id = None
         self.citizen_token = None
         self.licences.clear()
+        self.face_check = None
 
     @property
     def is_empty(self) -> bool:
         return (self.identity is None and not self.answers and self.service_id is None
-                and self.citizen_token is None and not self.licences)
+                and self.citizen_token is None and not self.licences and self.face_check is None)
 
     def __repr__(self) -> str:  # never show personal data, even in a debugger or traceback
         return f"Session(visit_id={self.visit_id[:8]}, identified={self.identity is not None})"

@@ -18,6 +18,7 @@ from devices import registry
 from devices.base import Device, DeviceEvent, DeviceState
 from devices.supervisor import Supervisor
 from kiosk.catalogue import Catalogue
+from kiosk.face_check import FaceCheck, cooperative_citizen
 from kiosk.platform_link import PlatformLink
 from kiosk.visit import Step, Timing, View, Visit
 
@@ -47,15 +48,24 @@ class Terminal:
                                                   cfg.visit.identify_timeout_s),
                            clock=clock, today=today, language=cfg.ui.language,
                            submitter=self.link.submit if self.link else None,
-                           prefiller=self.link.prefill if self.link else None)
+                           prefiller=self.link.prefill if self.link else None,
+                           face_required=cfg.face.enabled)
         self.devices: dict[str, Device] = {}
         self.emulators: dict[str, Any] = {}
         self.speaker = speaker
         self.supervisor: Supervisor | None = None
         self._warned = False
         self.visit.subscribe(self._speak)
+        self.visit.subscribe(self._after_face)
         if self.link is not None:
             self.link.on_catalogue = self.visit.replace_catalogue
+        self.face: FaceCheck | None = None
+        if cfg.face.enabled:
+            camera_cfg = cfg.devices.get(cfg.face.camera)
+            mirrored = bool(camera_cfg.driver_params().get("mirror", True)) if camera_cfg else True
+            self.face = FaceCheck(self.visit, cfg.face, lambda: self.devices.get(cfg.face.camera),
+                                  mirrored=mirrored,
+                                  signer=lambda: self.link.client.keypair if self.link else None)
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self, supervise: bool = True) -> None:
@@ -72,14 +82,19 @@ class Terminal:
                     # a stable path, so the driver finds the reader again after a replug
                     options["link"] = str(self.data_dir / "run" / f"{name}.tty")
                 emulator = emulator_cls(**options)
-                params["port"] = emulator.start()
+                for key, value in getattr(emulator_cls, "DRIVER_DEFAULTS", {}).items():
+                    params.setdefault(key, value)
+                # the driver parameter that names where the device is (a tty, a URL, ...)
+                address = params[getattr(emulator_cls, "ADDRESS_PARAM", "port")] = emulator.start()
                 self.emulators[name] = emulator
-                log.info("%s: emulated %s on %s", name, dev_cfg.driver, params["port"])
+                log.info("%s: emulated %s on %s", name, dev_cfg.driver, address)
             device = registry.driver_class(dev_cfg.device_class, dev_cfg.driver)(name, **params)
             device.subscribe(self._on_device_event)
             self.devices[name] = device
         if self.link is not None:
             self.link.start()
+        if self.face is not None and self.cfg.face.camera in self.emulators:
+            self.face.on_prompt = cooperative_citizen(self.emulators[self.cfg.face.camera])
         self.supervisor = Supervisor(list(self.devices.values()))
         if supervise:
             self.supervisor.start()
@@ -107,7 +122,8 @@ class Terminal:
             if "identity" in event.data:
                 self.visit.card_read(event.data["identity"])
                 session = self.visit.session
-                if self.link is not None and session.identity is not None and session.citizen_token is None:
+                if (self.link is not None and not self.visit.face_required and session.identity is not None
+                        and session.citizen_token is None):
                     self.link.identify_in_background(session)
             else:
                 self.visit.card_failed()
@@ -115,6 +131,11 @@ class Terminal:
             self.visit.card_removed()
         elif event.kind == "status_changed" and event.data.get("device") != DeviceState.ONLINE.value:
             self.visit.reader_offline()
+
+    def _after_face(self, view: View) -> None:
+        """The holder is verified: now the platform is asked who they are, with the evidence."""
+        if view.step is Step.CHOOSE and view.reason == "face" and self.link is not None:
+            self.link.identify_in_background(self.visit.session)
 
     # -- voice ---------------------------------------------------------------------------
     def prompt_for(self, view: View) -> str | None:

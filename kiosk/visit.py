@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 class Step(str, enum.Enum):
     ATTRACT = "attract"
     IDENTIFY = "identify"
+    FACE = "face"
     CHOOSE = "choose"
     REVIEW = "review"
     FINISH = "finish"
@@ -85,6 +86,7 @@ Listener = Callable[[View], None]
 _TITLES = {
     Step.ATTRACT: ("attract.title", "attract.prompt"),
     Step.IDENTIFY: ("identify.title", "identify.prompt"),
+    Step.FACE: ("face.title", "face.prompt"),
     Step.CHOOSE: ("choose.title", "choose.prompt"),
     Step.REVIEW: ("review.title", "review.prompt"),
     Step.FINISH: ("finish.title", "finish.prompt"),
@@ -98,13 +100,14 @@ class Visit:
                  clock: Callable[[], float] = time.monotonic,
                  today: Callable[[], datetime.date] = datetime.date.today,
                  submitter: Submitter | None = None, prefiller: Prefiller | None = None,
-                 language: str = "zh-CN") -> None:
+                 language: str = "zh-CN", face_required: bool = False) -> None:
         self.catalogue = catalogue
         self.timing = timing
         self.clock = clock
         self.today = today
         self.submitter = submitter
         self.prefiller = prefiller
+        self.face_required = face_required  # the card's holder must be verified by face first
         self.default_language = language
         self.language = language
         self.session = Session()
@@ -128,6 +131,8 @@ class Visit:
             title_key, prompt_key = _TITLES[self.step]
             if self.step is Step.FINISH and self._message in ("finish.not_submitted", "finish.refused"):
                 title_key, prompt_key = "finish.not_submitted_title", self._message
+            elif self.step is Step.FINISH and (self._message or "").startswith("face.failed"):
+                title_key, prompt_key = "face.failed_title", self._message
             values: dict[str, str] = {}
             services: tuple[tuple[str, str], ...] = ()
             fields: tuple[tuple[str, str, str], ...] = ()
@@ -237,7 +242,7 @@ class Visit:
                 self.session.service_id = None
                 self.session.answers.clear()
                 self._go(Step.CHOOSE, "back")
-            elif self.step in (Step.IDENTIFY, Step.CHOOSE):
+            elif self.step in (Step.IDENTIFY, Step.FACE, Step.CHOOSE):
                 self.wipe("back")
             else:
                 raise InvalidTransition(f"no way back from step {self.step.value}")
@@ -287,7 +292,33 @@ class Visit:
                 self._go(Step.IDENTIFY, "card_refused", key)
                 return
             self.session.set_identity(identity)
-            self._go(Step.CHOOSE, "card")
+            self._go(Step.FACE if self.face_required else Step.CHOOSE, "card")
+
+    # -- face verification (driven by the terminal's face worker) --------------------------
+    def face_update(self, key: str | None) -> None:
+        """What the citizen should do now (a positioning hint or a challenge); said once per change."""
+        with self._lock:
+            if self.step is not Step.FACE:
+                return
+            self._last_activity = self.clock()  # someone is in front of the camera
+            if key != self._message:
+                self._message = key
+                self._publish("face")
+
+    def face_passed(self, evidence: dict[str, Any]) -> None:
+        with self._lock:
+            if self.step is not Step.FACE:
+                return
+            self.session.face_check = evidence
+            self._go(Step.CHOOSE, "face")
+
+    def face_failed(self, reason_key: str) -> None:
+        """No match, no liveness or no camera: a clear ending that sends the citizen to people."""
+        with self._lock:
+            if self.step is not Step.FACE:
+                return
+            self._receipt = None
+            self._go(Step.FINISH, "face_failed", reason_key)
 
     def card_failed(self, message_key: str = "identify.read_failed") -> None:
         with self._lock:
@@ -320,7 +351,7 @@ class Visit:
                 else:
                     self._publish("warning")
                 return
-            limit = (self.timing.identify_timeout_s if self.step is Step.IDENTIFY
+            limit = (self.timing.identify_timeout_s if self.step in (Step.IDENTIFY, Step.FACE)
                      else self.timing.idle_timeout_s)
             if now - self._last_activity >= limit:
                 self._warning_deadline = now + self.timing.idle_warning_s

@@ -42,6 +42,7 @@ from screens import widgets  # noqa: F401  (registers the shared widget rules)
 from screens.attract import AttractScreen
 from screens.base import KioskScreen
 from screens.choose import ChooseScreen
+from screens.face import FaceScreen
 from screens.finish import FinishScreen
 from screens.fonts import register_chinese_font
 from screens.identify import IdentifyScreen
@@ -51,7 +52,7 @@ from screens.theme import Theme
 
 log = logging.getLogger(__name__)
 
-SCREENS: tuple[type[KioskScreen], ...] = (AttractScreen, IdentifyScreen, ChooseScreen,
+SCREENS: tuple[type[KioskScreen], ...] = (AttractScreen, IdentifyScreen, FaceScreen, ChooseScreen,
                                            ReviewScreen, FinishScreen)
 # what a touch may ask of the visit; "language" toggles to the next language
 ACTIONS = ("start", "choose", "correct", "confirm", "back", "cancel", "finish", "keep_alive",
@@ -99,6 +100,7 @@ class KioskApp(App):
                  texts: Texts | None = None, ui: Any = None,
                  screenshot_dir: str | None = None, bench: bool | None = None,
                  **kwargs: Any) -> None:
+        self.terminal = terminal
         if terminal is not None:
             visit = visit or terminal.visit
             texts = texts or terminal.texts
@@ -225,6 +227,11 @@ class KioskApp(App):
                 self._schedule_shot(f"{view.step.value}-{view.language}")
         self._shown = view
         self.dispatch("on_view_shown", view)
+
+    def camera_frame(self) -> Any:
+        """The newest camera picture for the face screen's preview, or None."""
+        face = getattr(self.terminal, "face", None)
+        return face.preview() if face is not None else None
 
     # -- the screen -> the visit ---------------------------------------------------------
     def act(self, action: str, *args: Any) -> None:

@@ -25,3 +25,19 @@ def test_console_commands_drive_the_emulator() -> None:
         assert "no emulated ID-card reader" in out.getvalue()
     finally:
         emulator.stop()
+
+
+def test_camera_commands_reach_the_emulated_camera() -> None:
+    from devices.camera.emulator import CameraEmulator
+
+    camera = CameraEmulator()
+    camera.start()
+    try:
+        out = io.StringIO()
+        handle("camera photo", {"camera": camera}, out)
+        handle("camera help", {"camera": camera}, out)
+        handle("camera", {}, out)
+        text = out.getvalue()
+        assert "pose" in text and "no emulated camera" in text
+    finally:
+        camera.stop()

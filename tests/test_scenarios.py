@@ -14,7 +14,8 @@ SCENARIOS = sorted((ROOT / "tests" / "scenarios").glob("*.toml"))
 
 
 def run_main(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "KIOSK__VOICE__ENABLED": "false", "KIOSK__PLATFORM__URL": "", **(env or {})}
+    full_env = {**os.environ, "KIOSK__VOICE__ENABLED": "false", "KIOSK__PLATFORM__URL": "",
+                "OPENCV_LOG_LEVEL": "ERROR", **(env or {})}
     full_env.pop("KIOSK_CONFIG", None)
     return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True,
                           text=True, timeout=120, cwd=ROOT, env=full_env)
@@ -38,7 +39,7 @@ def test_resident_visit_prints_what_happened(tmp_path: Path) -> None:
                     env={"KIOSK__TERMINAL__DATA_DIR": str(tmp_path)})
     out = proc.stdout
     for line in ("press start", "screen identify (start)", "place card resident",
-                 "screen choose (card)", "screen review (choose)",
+                 "screen face (card)", "notice face.challenge.", "screen choose (face)", "screen review (choose)",
                  "screen finish (not_submitted, notice finish.not_submitted)",
                  "screen attract (card_removed)"):
         assert line in out, out
@@ -89,7 +90,8 @@ do = "expect"
 step = "choose"
 within_s = 20
 """, encoding="utf-8")
-    proc = run_main("--headless", "--scenario", str(scenario), env={"KIOSK__TERMINAL__DATA_DIR": str(tmp_path)})
+    proc = run_main("--headless", "--scenario", str(scenario), env={"KIOSK__TERMINAL__DATA_DIR": str(tmp_path),
+                                                                     "KIOSK__FACE__ENABLED": "false"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -332,3 +332,36 @@ def test_confirm_with_a_required_field_empty_stays_on_review(clock: Clock) -> No
     assert v.view().message_key is None
     v.confirm()
     assert v.step is Step.FINISH and sent == [{"name": "赵六", "period": "12m", "note": ""}]
+
+
+def test_face_step_between_card_and_services(clock: Clock) -> None:
+    v = Visit(Catalogue.load(), clock=clock, face_required=True)
+    seen: list[tuple[str, str | None]] = []
+    v.subscribe(lambda view: seen.append((view.step.value, view.message_key)))
+    v.start()
+    v.card_read(FakeIdentity())
+    assert v.step is Step.FACE and v.view().title_key == "face.title"
+    v.face_update("face.hint.closer")
+    v.face_update("face.hint.closer")  # said once, not once per frame
+    v.face_update("face.challenge.turn_left")
+    evidence = {"method": "card_photo_1to1", "passed": True, "score": 0.61}
+    v.face_passed(evidence)
+    assert v.step is Step.CHOOSE and v.session.face_check == evidence
+    assert seen == [("identify", None), ("face", None), ("face", "face.hint.closer"),
+                    ("face", "face.challenge.turn_left"), ("choose", None)]
+    v.cancel()
+    assert v.session.face_check is None and v.session.is_empty
+
+
+def test_face_failure_ends_calmly_and_late_results_are_ignored(clock: Clock) -> None:
+    v = Visit(Catalogue.load(), clock=clock, face_required=True)
+    v.start()
+    v.card_read(FakeIdentity())
+    v.face_failed("face.failed.liveness")
+    view = v.view()
+    assert view.step is Step.FINISH and view.title_key == "face.failed_title"
+    assert view.message_key == "face.failed.liveness" and view.receipt is None
+    v.face_passed({"passed": True})  # a result arriving after the step ended changes nothing
+    assert v.step is Step.FINISH and v.session.face_check is None
+    v.card_removed()
+    assert v.step is Step.ATTRACT

@@ -228,6 +228,7 @@ def kiosk_app(xvfb: str, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
             "KIVY_NO_FILELOG": "1", "KIVY_NO_CONSOLELOG": "1",
             "SDL_AUDIODRIVER": "dummy", "SDL_VIDEO_X11_WMCLASS": "Kiosk",
             "KIOSK__DEVICES__IDCARD__ENABLED": "false",
+            "KIOSK__DEVICES__CAMERA__ENABLED": "false", "KIOSK__FACE__ENABLED": "false",
             "KIOSK__UI__FULLSCREEN": "false",
             "KIOSK__UI__WIDTH": str(SCREEN[0]), "KIOSK__UI__HEIGHT": str(SCREEN[1]),
             "KIOSK__VOICE__ENABLED": "false", "KIOSK__PLATFORM__URL": "",

@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
 DEFAULT_ENV = {"KIVY_NO_ARGS": "1", "KIVY_NO_FILELOG": "1", "KIVY_NO_CONSOLELOG": "1",
                "SDL_AUDIODRIVER": "dummy", "SDL_VIDEO_X11_WMCLASS": "Kiosk",
                "KIOSK__DEVICES__IDCARD__ENABLED": "false", "KIOSK__UI__FULLSCREEN": "false",
+               "KIOSK__DEVICES__CAMERA__ENABLED": "false", "KIOSK__FACE__ENABLED": "false",
                "KIOSK__PLATFORM__URL": ""}  # the local catalogue: these tests are about screens
 _out_lock = threading.Lock()
 
