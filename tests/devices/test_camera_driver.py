@@ -6,10 +6,8 @@ with bounded deadlines.
 """
 from __future__ import annotations
 
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import cv2
@@ -20,24 +18,13 @@ import pytest
 from devices import registry
 from devices.base import DeviceDisconnected, DeviceEvent, DeviceState
 from devices.camera.driver import OpenCvCamera, shown_source, source_kind
+from camera_harness import require_faces, wait_until
+
 from devices.camera.emulator import CameraEmulator
 from devices.camera.interface import Frame
 from devices.supervisor import Supervisor
 
-FACES = Path(__file__).resolve().parents[2] / "var" / "testdata" / "faces"
-if not (FACES / "obama2.jpg").is_file():
-    pytest.skip(f"test face photos missing in {FACES}: run scripts/setup.sh", allow_module_level=True)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.02)
+require_faces("obama2.jpg", "biden.jpg")
 
 
 @pytest.fixture(scope="module")

@@ -11,32 +11,19 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import pytest
 
 from devices.camera.driver import OpenCvCamera
+from camera_harness import FACES, ROOT, require_faces, wait_until
+
 from devices.camera.emulator import CameraEmulator
 from devices.camera.landmarks import Face, FaceFinder
 from devices.camera.scene import Pose, Scene
 
-ROOT = Path(__file__).resolve().parents[2]
-FACES = ROOT / "var" / "testdata" / "faces"
-if not (FACES / "obama2.jpg").is_file() or not (FACES / "biden.jpg").is_file():
-    pytest.skip(f"test face photos missing in {FACES}: run scripts/setup.sh", allow_module_level=True)
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.02)
+require_faces("obama2.jpg", "biden.jpg")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,33 @@
+"""Shared by the camera tests: where the test face photos are, and a bounded wait.
+
+The photos come from scripts/setup.sh (never committed); without them the camera tests
+cannot run, and say how to get them instead of skipping silently.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FACES = ROOT / "var" / "testdata" / "faces"
+
+
+def require_faces(*names: str) -> None:
+    missing = [n for n in names if not (FACES / n).is_file()]
+    if missing:
+        pytest.fail(f"test face photos {', '.join(missing)} missing in {FACES}: run scripts/setup.sh",
+                    pytrace=False)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(0.02)
