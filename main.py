@@ -51,6 +51,9 @@ def _make_speaker(cfg):  # type: ignore[no-untyped-def]
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # OpenCV's own notes (e.g. about DNN backends) are not for a technician's console;
+    # its errors still show. Must be set before cv2 is first imported.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     from config import ConfigError, load_config
 
     try:
