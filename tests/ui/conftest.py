@@ -41,7 +41,7 @@ DEFAULT_ENV = {
 def xvfb(tmp_path_factory: pytest.TempPathFactory) -> Any:
     for tool in ("Xvfb", "xdotool"):
         if shutil.which(tool) is None:
-            pytest.skip(f"{tool} is not installed (Debian: apt-get install xvfb xauth xdotool)")
+            pytest.fail(f"{tool} is not installed: run scripts/setup.sh (Debian: apt-get install xvfb xauth xdotool)")
     log_path = tmp_path_factory.mktemp("xvfb") / "xvfb.log"
     read_fd, write_fd = os.pipe()
     with open(log_path, "wb") as log:
