@@ -28,14 +28,6 @@ from devices.supervisor import Supervisor
 require_faces("obama2.jpg", "biden.jpg")
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[CameraEmulator]:
-    emu = CameraEmulator()
-    emu.start()
-    yield emu
-    emu.stop()
-
-
 @pytest.fixture
 def emu(emulator: CameraEmulator) -> Iterator[CameraEmulator]:
     """The shared emulator, plugged in, at full rate, with a person in front of it."""

@@ -27,14 +27,6 @@ require_faces("obama2.jpg", "biden.jpg")
 
 
 @pytest.fixture(scope="module")
-def emulator() -> Iterator[CameraEmulator]:
-    emu = CameraEmulator()
-    emu.start()
-    yield emu
-    emu.stop()
-
-
-@pytest.fixture(scope="module")
 def finder() -> FaceFinder:
     return FaceFinder(score_threshold=0.7)
 
