@@ -269,7 +269,7 @@ def register(subparsers: Any) -> None:
         "(GA/T 467) and print what it holds. Personal data is masked unless --json is given.",
         epilog=f"""examples:
   {EXAMPLE}
-  python -m provisioning read-id --port /dev/serial/by-id/usb-XXXX-if00-port0
+  python -m provisioning read-id --port /dev/serial/by-id/usb-FTDI_FT232R_USB_UART_A1B2C3D4-if00-port0
   python -m provisioning read-id --port socket://192.0.2.10:4001 --photo-decoder /opt/vendor/libwlt.so
 
 JSON keys: {", ".join(SUMMARY_KEYS)}
