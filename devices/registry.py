@@ -15,12 +15,24 @@ from devices.base import Device
 DRIVERS: dict[str, dict[str, str]] = {
     "idcard": {"sam_serial": "devices.idcard.driver:SamSerialReader"},
     "camera": {"opencv": "devices.camera.driver:OpenCvCamera"},
+    "receipt_printer": {"escpos_serial": "devices.receipt_printer.driver:EscPosSerialPrinter"},
+    "a4_printer": {"cups": "devices.a4_printer.driver:CupsPrinter"},
+    "scanner": {"sane": "devices.scanner.sane_driver:SaneScanner",
+                "document_camera": "devices.scanner.document_camera:DocumentCamera"},
+    "qr_scanner": {"serial": "devices.qr_scanner.serial_driver:SerialQrScanner",
+                   "camera": "devices.qr_scanner.camera_driver:CameraQrScanner"},
 }
 
 # device class -> driver name -> "module:Class" of an emulator speaking that driver's wire
 EMULATORS: dict[str, dict[str, str]] = {
     "idcard": {"sam_serial": "devices.idcard.emulator:SamEmulator"},
     "camera": {"opencv": "devices.camera.emulator:CameraEmulator"},
+    "receipt_printer": {"escpos_serial": "devices.receipt_printer.emulator:EscPosEmulator"},
+    "a4_printer": {"cups": "devices.a4_printer.emulator:CupsPdfEmulator"},
+    "scanner": {"sane": "devices.scanner.sane_emulator:SaneTestEmulator",
+                "document_camera": "devices.scanner.document_camera_emulator:DocumentCameraEmulator"},
+    "qr_scanner": {"serial": "devices.qr_scanner.serial_emulator:SerialQrEmulator",
+                   "camera": "devices.qr_scanner.camera_emulator:QrCameraEmulator"},
 }
 
 

@@ -14,6 +14,8 @@ APT_PACKAGES=(
   espeak-ng libespeak-ng1 alsa-utils            # speech for the voice prompts (aplay plays them)
   fonts-wqy-microhei                            # a Simplified-Chinese font for the screens
   postgresql                                    # the reference platform's PostgreSQL tests
+  cups cups-client cups-bsd printer-driver-cups-pdf libcups2-dev   # the A4 printer (and its PDF test queue)
+  sane-utils libsane1 libsane-dev               # document scanners (and SANE's test backend)
 )
 
 missing=()

@@ -42,10 +42,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol
 from urllib.parse import urlsplit
 
 import cv2
+import numpy as np
 
 from devices.camera.scene import FacePhotoError, Scene
 
@@ -80,7 +81,7 @@ class _MjpegServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True  # replug binds the same port while old connections linger
 
-    def __init__(self, address: tuple[str, int], emulator: "CameraEmulator") -> None:
+    def __init__(self, address: tuple[str, int], emulator: "StreamingCameraEmulator") -> None:
         self.emulator = emulator
         self.unplugged = threading.Event()
         super().__init__(address, _StreamHandler)
@@ -122,33 +123,35 @@ class _StreamHandler(BaseHTTPRequestHandler):
         log.debug("camera emulator: " + format, *args)
 
 
-class CameraEmulator:
-    """An IP camera on 127.0.0.1 showing a scripted scene; start() returns its stream URL."""
+class SceneSource(Protocol):
+    """What a streaming camera emulator films: anything that renders the current picture."""
+
+    def render(self) -> np.ndarray:
+        """The picture now: uint8 BGR, the emulator's height x width x 3."""
+
+
+def check_stream_settings(fps: float, width: int, height: int, port: int) -> None:
+    if not 0 < fps <= 60:
+        raise ValueError(f"fps={fps}: frames a second must be above 0 and at most 60")
+    if not (160 <= width <= 4096 and 120 <= height <= 3072):
+        raise ValueError(f"{width}x{height}: an emulated camera serves 160x120 up to 4096x3072")
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} outside 0..65535 (0 = any free port)")
+
+
+class StreamingCameraEmulator:
+    """An IP camera on 127.0.0.1 filming `scene`; start() returns its stream URL.
+
+    The base of every camera-like emulator (the face camera, the document camera, the QR
+    camera): streaming, plugging and frame rate live here, what is filmed in `scene`."""
 
     ADDRESS_PARAM = "source"  # the OpenCvCamera parameter that start()'s URL goes into
 
-    def __init__(
-        self,
-        faces_dir: str = "var/testdata/faces",
-        person: str = "obama2.jpg",
-        fps: float = 15,
-        width: int = 640,
-        height: int = 480,
-        port: int = 0,
-    ) -> None:
-        if not 0 < fps <= 60:
-            raise ValueError(f"fps={fps}: frames a second must be above 0 and at most 60")
-        if not (160 <= width <= 1920 and 120 <= height <= 1080):
-            raise ValueError(f"{width}x{height}: the emulated camera serves 160x120 up to 1920x1080")
-        if not 0 <= port <= 65535:
-            raise ValueError(f"port {port} outside 0..65535 (0 = any free port)")
-        directory = Path(faces_dir)
-        self.faces_dir = directory if directory.is_absolute() else ROOT / directory
-        if not self.faces_dir.is_dir():
-            raise FacePhotoError(
-                f"no face photo directory {self.faces_dir}: run scripts/setup.sh to fetch the test faces")
+    def __init__(self, scene: SceneSource, fps: float = 15, width: int = 640, height: int = 480,
+                 port: int = 0) -> None:
+        check_stream_settings(fps, width, height, port)
         self.width, self.height = width, height
-        self.scene = Scene(self.faces_dir, person, width, height)
+        self.scene = scene
         self.requested_port = port
         self.port: int | None = None  # the port listened on, known after start and kept on replug
         self._fps = float(fps)
@@ -162,9 +165,6 @@ class CameraEmulator:
         self._clients = 0
         self._streams: set[socket.socket] = set()
         self._plug_lock = threading.Lock()
-        # Whether the emulated citizen does what the terminal's prompts ask (turn, nod, come
-        # closer). The emulator only keeps it; whoever relays prompts to pose() reads it.
-        self.cooperative = True
 
     # -- lifecycle --------------------------------------------------------------------------------
     @property
@@ -217,7 +217,7 @@ class CameraEmulator:
             raise RuntimeError("camera emulator is plugged in")
         return self._plug()
 
-    def __enter__(self) -> "CameraEmulator":
+    def __enter__(self) -> "StreamingCameraEmulator":
         self.start()
         return self
 
@@ -334,6 +334,55 @@ class CameraEmulator:
             except OSError:  # the driver went away, or unplug() cut the connection
                 return
 
+    def slow(self, fps: float) -> None:
+        """Serve this many frames a second from now on; 0 keeps connections open but sends
+        nothing, like a camera that hangs."""
+        fps = float(fps)
+        if not 0 <= fps <= 60:
+            raise ValueError(f"slow({fps}): frames a second from 0 (hang) to 60")
+        with self._cond:
+            self._fps = fps
+
+    def stream_command(self, verb: str, args: list[str]) -> str | None:
+        """The console commands every camera emulator shares (slow, unplug, replug); None when
+        `verb` is not one of them. Errors are raised for the caller to answer."""
+        if verb == "slow" and len(args) == 1:
+            self.slow(float(args[0]))
+            return f"the camera now sends {float(args[0]):g} frames a second"
+        if verb == "unplug" and not args:
+            self.unplug()
+            return "camera unplugged"
+        if verb == "replug" and not args:
+            return f"camera plugged in again at {self.replug()}"
+        return None
+
+
+class CameraEmulator(StreamingCameraEmulator):
+    """The face camera: a person (or a photo, a screen, nobody) in front of the terminal."""
+
+    def __init__(
+        self,
+        faces_dir: str = "var/testdata/faces",
+        person: str = "obama2.jpg",
+        fps: float = 15,
+        width: int = 640,
+        height: int = 480,
+        port: int = 0,
+    ) -> None:
+        check_stream_settings(fps, width, height, port)
+        if not (width <= 1920 and height <= 1080):
+            raise ValueError(f"{width}x{height}: the emulated camera serves 160x120 up to 1920x1080")
+        directory = Path(faces_dir)
+        self.faces_dir = directory if directory.is_absolute() else ROOT / directory
+        if not self.faces_dir.is_dir():
+            raise FacePhotoError(
+                f"no face photo directory {self.faces_dir}: run scripts/setup.sh to fetch the test faces")
+        super().__init__(Scene(self.faces_dir, person, width, height), fps, width, height, port)
+        self.scene: Scene
+        # Whether the emulated citizen does what the terminal's prompts ask (turn, nod, come
+        # closer). The emulator only keeps it; whoever relays prompts to pose() reads it.
+        self.cooperative = True
+
     # -- scripting ---------------------------------------------------------------------------------
     def faces(self) -> list[str]:
         """Face photos that person/photo/screen/two_faces accept."""
@@ -373,15 +422,6 @@ class CameraEmulator:
         """Something covers the lens: a uniform dark picture."""
         self.scene.cover()
 
-    def slow(self, fps: float) -> None:
-        """Serve this many frames a second from now on; 0 keeps connections open but sends
-        nothing, like a camera that hangs."""
-        fps = float(fps)
-        if not 0 <= fps <= 60:
-            raise ValueError(f"slow({fps}): frames a second from 0 (hang) to 60")
-        with self._cond:
-            self._fps = fps
-
     # -- console -----------------------------------------------------------------------------------
     def command(self, line: str) -> str:
         """Carry out one console command (see CONSOLE_HELP); returns the answer to show.
@@ -420,17 +460,12 @@ class CameraEmulator:
             if verb == "cover" and not args:
                 self.cover()
                 return "the lens is covered"
-            if verb == "slow" and len(args) == 1:
-                self.slow(float(args[0]))
-                return f"the camera now sends {float(args[0]):g} frames a second"
             if verb == "cooperative" and len(args) <= 1:
                 self.cooperative = not args or args[0].lower() not in ("off", "no", "false", "0")
                 return "the person follows the prompts" if self.cooperative else "the person ignores the prompts"
-            if verb == "unplug" and not args:
-                self.unplug()
-                return "camera unplugged"
-            if verb == "replug" and not args:
-                return f"camera plugged in again at {self.replug()}"
+            answer = self.stream_command(verb, args)
+            if answer is not None:
+                return answer
         except (FacePhotoError, ValueError, TypeError, RuntimeError, OSError) as exc:
             return f"error: {exc}"
         return f"unknown camera command {line.strip()!r}; type help"
