@@ -52,6 +52,8 @@ class PlatformSection(_Section):
     outbox_key_file: str
     delivery_interval_s: float = Field(gt=0)
     catalogue_refresh_s: float = Field(gt=0)
+    public_url: str = Field(description="where citizens' phones reach the platform's public pages; "
+                            "empty: the scheme and host of `url`")
 
 
 class FaceSection(_Section):
@@ -62,6 +64,12 @@ class FaceSection(_Section):
     attempts: int = Field(ge=1, le=10)
     time_limit_s: float = Field(gt=0, le=600)
     challenges: list[Literal["turn_left", "turn_right", "nod", "closer"]] = Field(min_length=1)
+
+
+class HandoutSection(_Section):
+    receipt_printer: str = Field(description="name of the [devices.<name>] receipt printer; empty for none")
+    a4_printer: str = Field(description="name of the [devices.<name>] A4 printer; empty for none")
+    a4_timeout_s: float = Field(gt=0, le=3600, description="seconds a certificate may take to print")
 
 
 class LoggingSection(_Section):
@@ -91,5 +99,6 @@ class KioskConfig(_Section):
     voice: VoiceSection
     platform: PlatformSection
     face: FaceSection
+    handout: HandoutSection
     logging: LoggingSection
     devices: dict[str, DeviceSection] = Field(default_factory=dict)

@@ -39,7 +39,12 @@ class Deliverer:
             if current.state != "pending":
                 return current
             try:
-                answer = send(self.outbox.payload(current), current.idempotency_key)
+                payload = self.outbox.payload(current)
+                if current.kind == "application":
+                    # the number the citizen may hold on paper while it waited: the platform's
+                    # progress page finds the application by it too (the same on every attempt)
+                    payload.setdefault("terminal_receipt", current.local_receipt)
+                answer = send(payload, current.idempotency_key)
             except PlatformUnavailable as exc:
                 wait = min(self.backoff_max_s, self.backoff_min_s * 2 ** current.attempts)
                 self.outbox.mark_failed(current, str(exc), wait)

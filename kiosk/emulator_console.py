@@ -18,7 +18,16 @@ HELP = """emulated devices: type a command and Enter
   unplug | replug    pull the reader's cable out / plug it back in
   camera COMMAND     the emulated camera: camera help lists its commands
                      (person, pose yaw=25, photo, screen, noface, two, leave, unplug, ...)
+  printer COMMAND    the emulated receipt printer (low, out, ok, jam, silent, receipts, ...)
+  a4 COMMAND         the emulated A4 printer (its private CUPS: stop, resume, printed, ...)
+  scanner COMMAND    the emulated document scanner; doccam COMMAND the document camera
+  qr COMMAND         the emulated QR scanner (scan TEXT, garbage, partial, unplug, ...)
   help               this text"""
+
+
+# console word -> the [devices.<name>] whose emulator takes the rest of the line
+CONSOLE_DEVICES = {"camera": "camera", "printer": "receipt_printer", "a4": "a4_printer",
+                   "scanner": "scanner", "doccam": "document_camera", "qr": "qr_scanner"}
 
 
 def handle(line: str, emulators: dict[str, Any], out: TextIO) -> None:
@@ -31,10 +40,10 @@ def handle(line: str, emulators: dict[str, Any], out: TextIO) -> None:
     try:
         if cmd == "help":
             out.write(HELP + "\n")
-        elif cmd == "camera":
-            camera = emulators.get("camera")
-            out.write((camera.command(" ".join(args) or "help") if camera is not None
-                       else "no emulated camera in this configuration") + "\n")
+        elif cmd in CONSOLE_DEVICES:
+            emulator = emulators.get(CONSOLE_DEVICES[cmd])
+            out.write((emulator.command(" ".join(args) or "help") if emulator is not None
+                       else f"no emulated {CONSOLE_DEVICES[cmd]} in this configuration") + "\n")
         elif idcard is None:
             out.write("no emulated ID-card reader in this configuration\n")
         elif cmd == "cards":

@@ -23,7 +23,7 @@ from kiosk.visit import InvalidTransition, View
 
 ACTIONS = ("press", "place_card", "remove_card", "choose", "correct", "idle", "expect",
            "language", "device", "wait")
-PRESSES = {"start", "back", "cancel", "confirm", "finish", "continue"}
+PRESSES = {"start", "back", "cancel", "confirm", "finish", "continue", "sms"}
 
 
 class ScenarioError(Exception):
@@ -104,6 +104,10 @@ class Runner:
             extra += f", idle warning {view.warning_seconds}s"
         if view.receipt:
             extra += f", receipt {view.receipt}"
+        if view.handout is not None:
+            extra += f", handout {view.handout.message_key}" + (f" (sms {view.handout.sms})" if view.handout.sms else "")
+        if view.notices:
+            extra += f", notices {' '.join(view.notices)}"
         self._say(f"screen {view.step.value} ({view.reason}{extra})")
 
     def _emulator(self, name: str) -> Any:
@@ -147,7 +151,7 @@ class Runner:
             self._say(f"press {button}")
             {"start": visit.start, "back": visit.back, "cancel": visit.cancel,
              "confirm": visit.confirm, "finish": visit.finish,
-             "continue": visit.keep_alive}[button]()
+             "continue": visit.keep_alive, "sms": visit.request_sms}[button]()
         elif action == "place_card":
             self._say(f"place card {step['card']}")
             self._emulator(step.get("device", "idcard")).place_card(step["card"])
@@ -189,6 +193,9 @@ class Runner:
         want_step = step.get("step")
         want_msg = step.get("notice")
         want_receipt = step.get("receipt")  # a regular expression the receipt number must match
+        want_handout = step.get("handout")  # the finish step's handout message key
+        want_sms = step.get("sms")  # "", "offer", "sending", "sent", "failed"
+        want_notices = step.get("notices")  # the choose step's equipment notices, a list
         within = float(step.get("within_s", 10))
         visit = self.terminal.visit
 
@@ -196,14 +203,24 @@ class Runner:
             view = visit.view()
             return ((want_step is None or view.step.value == want_step)
                     and (want_msg is None or view.message_key == want_msg)
-                    and (want_receipt is None or re.fullmatch(want_receipt, view.receipt or "") is not None))
+                    and (want_receipt is None or re.fullmatch(want_receipt, view.receipt or "") is not None)
+                    and (want_handout is None or (view.handout is not None
+                                                  and view.handout.message_key == want_handout))
+                    and (want_sms is None or (view.handout.sms if view.handout else "") == want_sms)
+                    and (want_notices is None or list(view.notices) == list(want_notices)))
 
         if not self._wait_for(ok, within):
             view = visit.view()
             raise ScenarioFailed(f"expected step {want_step!r}"
                                  + (f" with notice {want_msg!r}" if want_msg else "")
                                  + (f" with a receipt matching {want_receipt!r}" if want_receipt else "")
+                                 + (f" with handout {want_handout!r}" if want_handout else "")
+                                 + (f" with sms {want_sms!r}" if want_sms is not None else "")
+                                 + (f" with notices {want_notices!r}" if want_notices is not None else "")
                                  + f" within {within:g}s, but the screen is {view.step.value!r}"
                                  + (f" with notice {view.message_key!r}" if view.message_key else "")
-                                 + (f" and receipt {view.receipt!r}" if view.receipt else ""))
+                                 + (f" and receipt {view.receipt!r}" if view.receipt else "")
+                                 + (f" and handout {view.handout.message_key!r} (sms {view.handout.sms!r})"
+                                    if view.handout else "")
+                                 + (f" and notices {list(view.notices)!r}" if view.notices else ""))
         self._say(f"ok: screen is {visit.view().step.value}")

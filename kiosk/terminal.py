@@ -19,13 +19,14 @@ from devices.base import Device, DeviceEvent, DeviceState
 from devices.supervisor import Supervisor
 from kiosk.catalogue import Catalogue
 from kiosk.face_check import FaceCheck, cooperative_citizen
+from kiosk.handout import HandoutDesk, usable
 from kiosk.platform_link import PlatformLink
 from kiosk.visit import Step, Timing, View, Visit
 
 log = logging.getLogger(__name__)
 
 # the reason a view changed -> speak it? Countdown ticks and corrections stay silent.
-_SILENT_REASONS = {"correct", "continue"}
+_SILENT_REASONS = {"correct", "continue", "sms", "equipment"}
 
 
 class Terminal:
@@ -59,6 +60,8 @@ class Terminal:
         self.visit.subscribe(self._after_face)
         if self.link is not None:
             self.link.on_catalogue = self.visit.replace_catalogue
+        self.handout = HandoutDesk(self.visit, cfg, self.devices.get, self.link)
+        self.visit.subscribe(self.handout.on_view)
         self.face: FaceCheck | None = None
         if cfg.face.enabled:
             camera_cfg = cfg.devices.get(cfg.face.camera)
@@ -81,11 +84,17 @@ class Terminal:
                         options.get("link") or options.get("tcp_port") is not None):
                     # a stable path, so the driver finds the reader again after a replug
                     options["link"] = str(self.data_dir / "run" / f"{name}.tty")
-                emulator = emulator_cls(**options)
+                try:
+                    emulator = emulator_cls(**options)
+                    # the driver parameter that names where the device is (a tty, a URL, ...)
+                    address = emulator.start()
+                except Exception as exc:  # one emulator that cannot start must not stop the terminal
+                    log.error("%s: the %s emulator did not start, the device is left out: %s",
+                              name, dev_cfg.driver, exc)
+                    continue
                 for key, value in getattr(emulator_cls, "DRIVER_DEFAULTS", {}).items():
                     params.setdefault(key, value)
-                # the driver parameter that names where the device is (a tty, a URL, ...)
-                address = params[getattr(emulator_cls, "ADDRESS_PARAM", "port")] = emulator.start()
+                params[getattr(emulator_cls, "ADDRESS_PARAM", "port")] = address
                 self.emulators[name] = emulator
                 log.info("%s: emulated %s on %s", name, dev_cfg.driver, address)
             device = registry.driver_class(dev_cfg.device_class, dev_cfg.driver)(name, **params)
@@ -129,8 +138,23 @@ class Terminal:
                 self.visit.card_failed()
         elif event.kind == "card_removed":
             self.visit.card_removed()
+        elif event.kind == "status_changed" and event.source in (self.cfg.handout.receipt_printer,
+                                                                   self.cfg.handout.a4_printer):
+            self.update_equipment()
         elif event.kind == "status_changed" and event.data.get("device") != DeviceState.ONLINE.value:
             self.visit.reader_offline()
+
+    def update_equipment(self) -> None:
+        """Tell the visit what the printers allow now, before a citizen chooses."""
+        notices: list[str] = []
+        unavailable: set[str] = set()
+        receipt_name, a4_name = self.cfg.handout.receipt_printer, self.cfg.handout.a4_printer
+        if receipt_name in self.devices and not usable(self.devices[receipt_name]):
+            notices.append("notice.no_receipt_paper")
+        if a4_name in self.devices and not usable(self.devices[a4_name]):
+            notices.append("notice.no_certificates")
+            unavailable.add("certificate")
+        self.visit.set_equipment(tuple(notices), frozenset(unavailable))
 
     def _after_face(self, view: View) -> None:
         """The holder is verified: now the platform is asked who they are, with the evidence."""
@@ -148,10 +172,13 @@ class Terminal:
         self._warned = False
         if view.reason in _SILENT_REASONS:
             return None
+        if view.reason == "handout" and view.handout is not None:
+            return "handout.sms_failed" if view.handout.sms == "failed" else view.handout.message_key
         return view.message_key or view.prompt_key
 
     def _speak(self, view: View) -> None:
         key = self.prompt_for(view)
         if key is None or self.speaker is None:
             return
-        self.speaker.say(self.texts.get(key, view.language), interrupt=True, key=key)
+        values = view.handout.values if view.handout is not None and key.startswith("handout.") else {}
+        self.speaker.say(self.texts.get(key, view.language, **values), interrupt=True, key=key)

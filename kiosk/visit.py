@@ -47,6 +47,17 @@ class Receipt:
     delivered: bool  # False: safely queued on the terminal, delivered when the platform is back
 
 
+@dataclass(frozen=True)
+class Handout:
+    """What the citizen takes away on the finish step (a printed receipt or certificate), as
+    far as it has got: shown on screen and spoken, updated by the terminal's print worker."""
+
+    message_key: str  # e.g. "handout.printing", "handout.receipt_printed", "handout.paper_out"
+    values: dict[str, str] = field(default_factory=dict)  # placeholders of the message
+    qr: str | None = None  # a link shown as a QR code when paper failed (progress or verify page)
+    sms: str = ""  # "" not offered, "offer", "sending", "sent", "failed"
+
+
 class Prefiller(Protocol):
     def __call__(self, session: Session, service: Service) -> dict[str, str]:
         """Values the state already holds for this service's form (beyond the card)."""
@@ -79,6 +90,8 @@ class View:
     warning_seconds: int | None = None  # idle countdown, None when not warning
     receipt: str | None = None
     reason: str = ""  # why the view changed: "start", "card", "timeout", ...
+    handout: Handout | None = None  # the finish step's receipt/certificate, once printing began
+    notices: tuple[str, ...] = ()  # equipment notices on the choose step (no receipt paper, ...)
 
 
 Listener = Callable[[View], None]
@@ -116,6 +129,10 @@ class Visit:
         self._message: str | None = None
         self._receipt: str | None = None
         self._next_catalogue: Catalogue | None = None
+        self._handout: Handout | None = None
+        # equipment the terminal reports as unusable: notice keys, and service kinds not offered
+        self._notices: tuple[str, ...] = ()
+        self._unavailable_kinds: frozenset[str] = frozenset()
         self._warning_deadline: float | None = None
         self._last_activity = clock()
         self._lock = threading.RLock()
@@ -138,7 +155,8 @@ class Visit:
             fields: tuple[tuple[str, str, str], ...] = ()
             if self.step is Step.CHOOSE:
                 values["name"] = getattr(self.session.identity, "name", "") or ""
-                services = tuple((s.id, s.title_in(self.language)) for s in self.catalogue.services())
+                services = tuple((s.id, s.title_in(self.language)) for s in self.catalogue.services()
+                                 if s.kind not in self._unavailable_kinds)
             if self.step is Step.REVIEW and self.session.service_id:
                 service = self.catalogue.get(self.session.service_id)
                 fields = tuple((f.key, f.label.get(self.language) or f.label["zh-CN"],
@@ -146,8 +164,10 @@ class Visit:
             warning = None
             if self._warning_deadline is not None:
                 warning = max(0, int(round(self._warning_deadline - self.clock())))
+            handout = self._handout if self.step is Step.FINISH else None
+            notices = self._notices if self.step is Step.CHOOSE else ()
             return View(self.step, self.language, title_key, prompt_key, values, self._message,
-                        services, fields, warning, self._receipt, reason)
+                        services, fields, warning, self._receipt, reason, handout, notices)
 
     def _publish(self, reason: str) -> None:
         view = self.view(reason)
@@ -161,6 +181,7 @@ class Visit:
     def _go(self, step: Step, reason: str, message: str | None = None) -> None:
         self.step = step
         self._message = message
+        self._handout = None
         self._warning_deadline = None
         self._last_activity = self.clock()
         self._publish(reason)
@@ -181,6 +202,8 @@ class Visit:
         with self._lock:
             self._require(Step.CHOOSE)
             service = self.catalogue.get(service_id)
+            if service.kind in self._unavailable_kinds:
+                raise InvalidTransition(f"service {service_id!r} is not offered now (its printer is unusable)")
             self.session.service_id = service.id
             answers = {f.key: f.prefill(self.session.identity) for f in service.fields}
             if self.prefiller is not None:
@@ -338,6 +361,37 @@ class Visit:
                 self._message = "identify.reader_offline"
                 self._publish("reader_offline")
 
+    # -- what the citizen takes away (driven by the terminal's print worker) ----------------
+    def handout_changed(self, visit_id: str, handout: Handout) -> None:
+        """Printing got further (or failed and another way is offered). Ignored when the visit
+        it belongs to is over, so a slow printer never writes into the next citizen's screen."""
+        with self._lock:
+            if self.step is not Step.FINISH or self.session.visit_id != visit_id:
+                return
+            self._handout = handout
+            self._last_activity = self.clock()
+            self._publish("handout")
+
+    def request_sms(self) -> None:
+        """The citizen asks for the receipt by SMS (offered when paper failed)."""
+        with self._lock:
+            self._require(Step.FINISH)
+            if self._handout is None or self._handout.sms not in ("offer", "failed"):
+                raise InvalidTransition("no SMS is offered on this finish screen")
+            self._handout = Handout(self._handout.message_key, self._handout.values, self._handout.qr, "sending")
+            self._last_activity = self.clock()
+            self._publish("sms")
+
+    def set_equipment(self, notices: tuple[str, ...], unavailable_kinds: frozenset[str]) -> None:
+        """What the terminal's devices allow now: told before a citizen chooses, so nobody
+        starts a certificate that cannot be printed or expects a paper receipt that cannot come."""
+        with self._lock:
+            if (notices, unavailable_kinds) == (self._notices, self._unavailable_kinds):
+                return
+            self._notices, self._unavailable_kinds = notices, unavailable_kinds
+            if self.step is Step.CHOOSE:
+                self._publish("equipment")
+
     # -- time ----------------------------------------------------------------------------
     def tick(self) -> None:
         """Called about once a second: idle warning, then the wipe."""
@@ -378,6 +432,7 @@ class Visit:
             if self._next_catalogue is not None:
                 self.catalogue, self._next_catalogue = self._next_catalogue, None
             self._receipt = None
+            self._handout = None
             self.language = self.default_language
             self.wipes += 1
             message = "card.take_back" if self.card_present else None

@@ -56,7 +56,7 @@ SCREENS: tuple[type[KioskScreen], ...] = (AttractScreen, IdentifyScreen, FaceScr
                                            ReviewScreen, FinishScreen)
 # what a touch may ask of the visit; "language" toggles to the next language
 ACTIONS = ("start", "choose", "correct", "confirm", "back", "cancel", "finish", "keep_alive",
-           "language")
+           "language", "request_sms")
 SHOT_DELAY_S = 0.3  # a screenshot waits this long after a change, then for the next frame
 KEY_ESCAPE = 27
 KEY_F1 = 282

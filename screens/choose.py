@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kivy.lang import Builder
+from kivy.properties import StringProperty
 
 from config.texts import Texts
 from kiosk.visit import View
@@ -13,6 +14,7 @@ from screens.widgets import ServiceButton
 
 class ChooseScreen(KioskScreen):
     step = "choose"
+    notice_text = StringProperty("")  # what the printers cannot do just now
 
     def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(*args, **kwargs)
@@ -20,6 +22,7 @@ class ChooseScreen(KioskScreen):
 
     def show(self, view: View, texts: Texts) -> None:
         super().show(view, texts)
+        self.notice_text = "\n".join(texts.get(key, view.language) for key in view.notices)
         grid = self.ids.grid
         while len(self._buttons) < len(view.services):
             button = ServiceButton(action="choose")
