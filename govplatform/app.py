@@ -15,11 +15,25 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from govplatform.api import applications, appointments, catalogue, citizens, consultations, health, ratings, terminals
+from govplatform.api import (
+    applications,
+    appointments,
+    catalogue,
+    certificates,
+    citizens,
+    consultations,
+    health,
+    public,
+    ratings,
+    sms,
+    terminals,
+)
 from govplatform.errors import install_error_handlers
 from govplatform.middleware import SignedRequestMiddleware, needs_signature
+from govplatform.ratelimit import RateLimiter
 from govplatform.runtime import Platform
 from govplatform.settings import PLATFORM_VERSION, Settings
+from govplatform.sms import load_gateway
 
 log = logging.getLogger("govplatform")
 
@@ -31,6 +45,11 @@ terminal (headers `X-Terminal-Id`, `X-Timestamp`, `X-Nonce`, `X-Signature-Alg`,
 `X-Signature`; see `govapi/signing.py`); unsigned, stale, replayed or badly signed requests
 get 401 `{"error": "signature"}`. Submissions carry an `Idempotency-Key`. Every error is
 `{"error", "message", "fields"?}`. Rules: `govapi/README.md`.
+
+Outside `/v1`, two public pages for citizens' phones need no signature: `GET /verify/{code}`
+(is a certificate genuine) and `GET /progress/{number}` (how far an application has got).
+They answer HTML, or JSON to clients that prefer `application/json`, and are rate-limited
+per client address.
 """
 
 
@@ -49,7 +68,10 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
                   description=DESCRIPTION, lifespan=lifespan, docs_url="/docs", redoc_url=None,
                   openapi_url="/openapi.json")
     app.state.platform = platform
-    for module in (health, terminals, citizens, catalogue, applications, ratings, consultations, appointments):
+    app.state.sms_gateway = load_gateway(settings, platform.secret)
+    app.state.public_rate_limiter = RateLimiter(settings.public_rate_limit_per_minute)
+    for module in (health, terminals, citizens, catalogue, applications, certificates, sms, ratings, consultations,
+                   appointments, public):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(SignedRequestMiddleware, platform=platform)

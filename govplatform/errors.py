@@ -74,16 +74,20 @@ _DESCRIPTIONS = {
     403: "Not allowed (wrong enrolment code, token of another terminal, face check required)",
     404: "No such item, application or slot",
     409: "Idempotency key reused with another body, or the slot is taken",
+    429: "Too many requests from this address; wait the seconds in Retry-After",
     413: "Request body larger than the platform's limit",
     422: "Request does not match the schema or the catalogue; `fields` says where",
     500: "Unexpected platform fault (logged with a reference; never caused by bad input)",
+    503: "A service the platform depends on (e.g. the SMS gateway) is unavailable; retry later",
 }
 
 
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+def errors(*codes: int, described: dict[int, str] | None = None) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route: each listed status with the ErrorBody model, plus what any
-    request can get (400 unreadable, 413 too large, 500)."""
-    return {code: {"model": ErrorBody, "description": _DESCRIPTIONS[code]} for code in sorted({*codes, 400, 413, 500})}
+    request can get (400 unreadable, 413 too large, 500). `described` replaces the generic
+    description of a status where the route's own reasons say more to an integrator."""
+    texts = {**_DESCRIPTIONS, **(described or {})}
+    return {code: {"model": ErrorBody, "description": texts[code]} for code in sorted({*codes, 400, 413, 500})}
 
 
 # -- turning framework errors into ErrorBody -------------------------------------------------------

@@ -129,6 +129,9 @@ class Application(Base):
     status: Mapped[str] = mapped_column(String(32))
     submitted_at: Mapped[dt.datetime] = mapped_column(DateTime())
     accepted_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    # The number the terminal printed while the submission waited in its outbox
+    # ("L20261127-T-0001-000042"); unique per terminal by the index at the end of this module.
+    terminal_receipt: Mapped[str | None] = mapped_column(String(96), nullable=True)
 
     tasks: Mapped[list[DepartmentTask]] = relationship(
         back_populates="application", order_by="DepartmentTask.id", cascade="all, delete-orphan")
@@ -262,6 +265,57 @@ class AppointmentBooking(Base):
     slot: Mapped[AppointmentSlot] = relationship()
 
 
+class IssuedCertificate(Base):
+    """A certificate handed out for an application: what the public verification page shows.
+
+    Only masked personal data is kept (the document itself is rebuilt from the person's file
+    when asked again); `document_sm3` is the SM3 digest of the document's canonical JSON, so
+    what was issued can be proven later without storing it.
+    """
+
+    __tablename__ = "certificates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    verification_code: Mapped[str] = mapped_column(String(16), unique=True)
+    receipt_number: Mapped[str] = mapped_column(String(32), unique=True)  # one certificate per application
+    item_id: Mapped[str] = mapped_column(String(64))
+    title: Mapped[dict[str, Any]] = mapped_column(JSON)
+    holder_name_masked: Mapped[str] = mapped_column(String(100))
+    holder_id_masked: Mapped[str] = mapped_column(String(32))
+    issuer: Mapped[str] = mapped_column(String(200))
+    verify_url: Mapped[str] = mapped_column(String(300))
+    issued_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    document_sm3: Mapped[str] = mapped_column(String(64))
+
+    def __repr__(self) -> str:
+        return f"IssuedCertificate(receipt={self.receipt_number!r}, item={self.item_id!r})"
+
+
+class SmsMessage(Base):
+    """A text message the platform sent (or, on the reference platform, only stored).
+
+    The mobile number is personal data: it is kept masked for people to read and as a keyed
+    hash to find every message sent to one number (a complaint), never in clear. The text
+    carries the receipt number and the progress link, never a name or an ID number.
+    """
+
+    __tablename__ = "sms_messages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(32), unique=True)
+    receipt_number: Mapped[str] = mapped_column(String(32), index=True)
+    terminal_id: Mapped[str] = mapped_column(String(64))
+    phone_masked: Mapped[str] = mapped_column(String(20))
+    phone_hash: Mapped[str] = mapped_column(String(64), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    gateway: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime())
+
+    def __repr__(self) -> str:
+        return f"SmsMessage(id={self.message_id!r}, receipt={self.receipt_number!r}, status={self.status!r})"
+
+
 class Counter(Base):
     """Per-day sequence numbers for receipts, tickets and bookings ("SQ" + date + sequence)."""
 
@@ -273,3 +327,6 @@ class Counter(Base):
 
 
 Index("ix_applications_citizen_accepted", Application.citizen_key, Application.accepted_at)
+# A unique index, not a constraint: SQLite adds an index in place, while a constraint would
+# mean rebuilding the applications table (and, with foreign keys on, cascading deletes).
+Index("ix_applications_terminal_receipt", Application.terminal_id, Application.terminal_receipt, unique=True)

@@ -21,6 +21,9 @@ RECEIPT = r"^SQ[0-9]{14}$"
 ID_NUMBER = r"^[0-9A-Za-z]{15,18}$"
 IDEMPOTENCY_KEY = r"^[A-Za-z0-9_-]{8,128}$"
 TERMINAL_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+# The number a terminal prints while a submission waits in its outbox (kiosk/outbox.py
+# `_local_receipt`): "L" + the terminal's local date + "-" + its terminal id + "-" + outbox row.
+TERMINAL_RECEIPT = r"^L[0-9]{8}-[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-[0-9]{6,12}$"
 CARD_TYPES = ("resident", "hmt_permit", "foreign_2017", "foreign_2023")
 LONG_TERM = "长期"
 
@@ -250,6 +253,16 @@ class ApplicationRequest(Request):
     answers: dict[Annotated[str, Field(pattern=KEY)], Annotated[str, Field(max_length=1000)]] = Field(max_length=200)
     materials: list[MaterialProvided] = Field(default_factory=list, max_length=100)
     submitted_at: AwareDatetime = Field(description="when the citizen confirmed, with a UTC offset")
+    terminal_receipt: str | None = Field(
+        default=None, pattern=TERMINAL_RECEIPT, max_length=96,
+        description="the number the terminal printed while the submission waited in its outbox "
+                    "(L<yyyymmdd>-<terminal id>-<row>); optional, unique per terminal, and its terminal id "
+                    "must be the signing terminal's. The public progress page finds the application by it.")
+
+    def hashed_form(self) -> dict[str, object]:
+        """The body as the idempotency store hashes it. Without a terminal_receipt the field is
+        left out, so a submission queued before the field existed hashes as it always did."""
+        return self.model_dump(mode="json", exclude={"terminal_receipt"} if self.terminal_receipt is None else None)
 
 
 class DepartmentStatus(Out):
@@ -363,3 +376,74 @@ class BookingAccepted(Out):
     status: Literal["booked"]
     item_id: str
     slot: Slot
+
+
+# -- certificates ----------------------------------------------------------------------------------
+class Holder(Out):
+    name: str = Field(description="the holder's name as read from the ID card (the document is the holder's own)")
+    id_number: str = Field(description="masked: region and last four kept, 110101********0011")
+
+
+class CertificateTable(Out):
+    columns: list[str] = Field(description="column headings, zh-CN")
+    rows: list[list[str]] = Field(description="one list of cells (text) per row, as wide as `columns`; may be empty")
+
+
+class CertificateDocument(Out):
+    """What a kiosk prints: every text is ready to print; no layout."""
+
+    kind: str = Field(description="the catalogue item id, e.g. social-insurance-record")
+    title: Text
+    holder: Holder
+    issuer: str = Field(description="the lead department's name (zh-CN)")
+    issued_at: dt.datetime = Field(description="when the certificate was issued, China time (+08:00)")
+    verification_code: str = Field(description="16 characters of Crockford base32; unique, unguessable")
+    verify_url: str = Field(description="{public_url}/verify/{verification_code}: for the QR code")
+    summary: list[Annotated[list[str], Field(min_length=2, max_length=2)]] = Field(
+        description="[label, value] pairs, zh-CN labels")
+    table: CertificateTable
+    notes: list[str] = Field(description="zh-CN notes, including how to verify the certificate")
+
+
+class MaskedHolder(Out):
+    name: str = Field(description="masked: surname kept, 张*")
+    id_number: str = Field(description="masked: region and last four kept, 110101********0011")
+
+
+class Verification(Out):
+    """The public answer for a verification code: only masked personal data."""
+
+    status: Literal["valid"]
+    verification_code: str
+    kind: str
+    title: Text
+    holder: MaskedHolder
+    issuer: str
+    issued_at: dt.datetime
+
+
+# -- public progress -------------------------------------------------------------------------------
+class PublicDepartmentStatus(Out):
+    department: str
+    name: Text
+    role: Literal["lead", "cooperating"]
+    status: str
+    status_text: Text
+
+
+class Progress(Out):
+    """The public progress page: no name, no ID number, no answers."""
+
+    receipt_number: str
+    title: Text
+    status: str
+    status_text: Text
+    accepted_on: dt.date = Field(description="the day the platform accepted it, China time")
+    departments: list[PublicDepartmentStatus]
+
+
+# -- text messages ---------------------------------------------------------------------------------
+class SmsAccepted(Out):
+    receipt_number: str
+    sent_to: str = Field(description="the mobile number on file, masked: 138****0011")
+    message_id: str

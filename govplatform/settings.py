@@ -2,8 +2,11 @@
 
 Every setting can be given as an environment variable `GOVPLATFORM_<NAME>` (e.g.
 `GOVPLATFORM_PORT=9000`, `GOVPLATFORM_DATABASE_URL=postgresql+psycopg://...`,
-`GOVPLATFORM_SIGNATURE_ALGORITHMS=sm2-sm3,ecdsa-p256-sha256`). Defaults are safe: loopback
-only, SM2 signatures only, a SQLite file under the data directory.
+`GOVPLATFORM_SIGNATURE_ALGORITHMS=sm2-sm3,ecdsa-p256-sha256`,
+`GOVPLATFORM_PUBLIC_URL=https://zwfw.example.gov.cn`). Defaults are safe: loopback only, SM2
+signatures only, a SQLite file under the data directory, text messages stored, not sent.
+`public_url` (default http://127.0.0.1:8780) must be set in a deployment: certificates print
+{public_url}/verify/<code> as their QR code and text messages carry {public_url}/progress/<receipt>.
 """
 from __future__ import annotations
 
@@ -48,6 +51,18 @@ class Settings(BaseSettings):
                                             description="how long a submission's answer is kept for repeats")
     appointment_days: int = Field(default=7, ge=1, le=60,
                                   description="days ahead for which appointment slots are seeded")
+    public_url: str = Field(default="http://127.0.0.1:8780",
+                            description="the platform's address as citizens' phones reach it: the base of "
+                                        "verification links ({public_url}/verify/<code>) printed on certificates "
+                                        "and progress links ({public_url}/progress/<receipt>) sent by text message")
+    public_rate_limit_per_minute: int = Field(
+        default=60, ge=0, le=100_000,
+        description="requests per minute one client address may make to the public pages /verify and "
+                    "/progress (a burst of this size, refilled evenly); 0 = no limit")
+    sms_gateway: str = Field(default="store", pattern=r"^(store|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$",
+                             description="how text messages leave the platform: 'store' keeps them in the "
+                                         "sms_messages table only (reference); 'package.module:Class' plugs in a "
+                                         "govplatform.sms.SmsGateway that talks to a real SMS service")
     token_secret: SecretStr | None = Field(default=None,
                                            description="HMAC key for tokens and codes; generated when unset")
     log_level: str = Field(default="INFO")
@@ -73,6 +88,18 @@ class Settings(BaseSettings):
             if alg not in ALGORITHMS:
                 raise ValueError(f"unknown signature algorithm {alg!r}; known: {', '.join(ALGORITHMS)}")
         return list(dict.fromkeys(value))
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        text = value.strip().rstrip("/")
+        parts = urlsplit(text)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+            raise ValueError(f"public_url {value!r} must be an absolute http(s) URL without query, e.g. "
+                             "https://zwfw.example.gov.cn (links on certificates and in text messages start with it)")
+        return text
 
     @model_validator(mode="after")
     def _db(self) -> Settings:

@@ -164,6 +164,13 @@ class PlatformClient:
     def application(self, receipt_number: str, token: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/applications/{receipt_number}", token=token)
 
+    def certificate(self, receipt_number: str, token: str) -> dict[str, Any]:
+        return self.request("GET", f"/v1/applications/{receipt_number}/certificate", token=token)
+
+    def send_sms(self, receipt_number: str, token: str, idempotency_key: str) -> dict[str, Any]:
+        return self.request("POST", f"/v1/applications/{receipt_number}/sms", token=token,
+                            idempotency_key=idempotency_key)
+
     def rate(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         return self.request("POST", "/v1/ratings", payload, idempotency_key=idempotency_key)
 

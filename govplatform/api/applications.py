@@ -23,7 +23,7 @@ from govplatform import models as m
 from govplatform import residents
 from govplatform.api.deps import CitizenDep, IdempotencyKey, PlatformDep, TerminalDep, as_json, idempotent
 from govplatform.catalogue import get_item
-from govplatform.errors import ApiError, errors, invalid_many
+from govplatform.errors import ApiError, errors, invalid, invalid_many
 from govplatform.privacy import mask_id_number
 from govplatform.runtime import naive_utc, next_number, utc
 from govplatform.schemas import (
@@ -128,6 +128,28 @@ def check_application(item: dict[str, Any], body: ApplicationRequest) -> list[di
     return problems
 
 
+def terminal_of(terminal_receipt: str) -> str:
+    """The terminal id inside a terminal receipt "L20261127-T-0001-000042" -> "T-0001"."""
+    return terminal_receipt[10:terminal_receipt.rindex("-")]
+
+
+def check_terminal_receipt(s: Session, body: ApplicationRequest, terminal_id: str) -> None:
+    """A terminal receipt names the signing terminal and is used once: the progress page finds
+    the application by it, so two applications must never share one."""
+    number = body.terminal_receipt
+    if number is None:
+        return
+    if terminal_of(number) != terminal_id:
+        raise invalid("terminal_receipt", f"names terminal {terminal_of(number)!r}, but the request is signed by "
+                                          f"{terminal_id!r}: send the number this terminal's outbox printed")
+    taken = s.execute(select(m.Application.receipt_number).where(
+        m.Application.terminal_id == terminal_id, m.Application.terminal_receipt == number)).scalar_one_or_none()
+    if taken is not None:
+        raise ApiError(409, "terminal_receipt_taken",
+                       f"terminal receipt {number} already belongs to application {taken} (submitted with another "
+                       "Idempotency-Key): a retry must reuse the first key; a new submission needs a new outbox number")
+
+
 def _departments(item: dict[str, Any]) -> list[tuple[dict[str, str], str]]:
     return [(item["lead_department"], "lead")] + [(d, "cooperating") for d in item["cooperating_departments"]]
 
@@ -157,7 +179,8 @@ def _create(s: Session, item: dict[str, Any], body: ApplicationRequest, terminal
         citizen_key=citizen_key(secret, number), answers=dict(body.answers),
         materials=[g.model_dump(mode="json") for g in body.materials], commitments=commitments,
         face_check=body.face_check.model_dump(mode="json") if body.face_check else None,
-        status="accepted", submitted_at=naive_utc(body.submitted_at), accepted_at=now)
+        status="accepted", submitted_at=naive_utc(body.submitted_at), accepted_at=now,
+        terminal_receipt=body.terminal_receipt)
     s.add(app)
     app.history.append(m.StatusHistory(department=None, status="accepted", at=now,
                                        note={"zh-CN": f"已受理，受理编号 {receipt}",
@@ -179,7 +202,10 @@ def _create(s: Session, item: dict[str, Any], body: ApplicationRequest, terminal
 
 
 @router.post("/v1/applications", status_code=201, response_model=ApplicationAccepted,
-             responses=errors(400, 401, 403, 404, 409, 413, 422), operation_id="submitApplication")
+             responses=errors(400, 401, 403, 404, 409, 413, 422, described={
+                 409: "Idempotency-Key reused with another body (idempotency_conflict), or the terminal_receipt "
+                      "already belongs to another application (terminal_receipt_taken)"}),
+             operation_id="submitApplication")
 def submit(body: ApplicationRequest, platform: PlatformDep, terminal: TerminalDep,
            idempotency_key: IdempotencyKey) -> JSONResponse:
     """Submit an application; a repeat with the same Idempotency-Key and body returns the first answer."""
@@ -194,10 +220,11 @@ def submit(body: ApplicationRequest, platform: PlatformDep, terminal: TerminalDe
         problems = check_application(item, body)
         if problems:
             raise invalid_many(problems)
+        check_terminal_receipt(s, body, terminal.terminal_id)
         return _create(s, item, body, terminal.terminal_id, platform.secret)
 
     return idempotent(platform, terminal.terminal_id, idempotency_key, "POST /v1/applications",
-                      body.model_dump(mode="json"), create)
+                      body.hashed_form(), create)
 
 
 @router.get("/v1/applications/{receipt_number}", response_model=ApplicationDetail,
