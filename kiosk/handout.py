@@ -130,7 +130,7 @@ class HandoutDesk:
             "location": self.cfg.terminal.location,
             "printed_at": self.now().strftime("%Y-%m-%d %H:%M"),
             "receipt_number": job.receipt_number,
-            "service_title": job.service.title.get("zh-CN", job.service.id),
+            "service_title": job.service.title_in(job.language),
             "applicant": job.masked_name,
             "departments": [],
             "commitments": job.promised,
@@ -168,8 +168,9 @@ class HandoutDesk:
 
         printer = self.device(self.cfg.handout.a4_printer)
         if not job.delivered or job.token is None or self.link is None:
-            # a certificate is issued by the platform at once or not at all: nothing to print
-            self._tell(job, "handout.certificate_later", receipt=job.receipt_number)
+            # the platform issues a certificate at once or not at all: while the application
+            # waits in the outbox, the citizen leaves with its acceptance receipt instead
+            self._receipt(job)
             return
         self._tell(job, "handout.certificate_fetching")
         try:

