@@ -69,7 +69,6 @@ class FaceSection(_Section):
 class HandoutSection(_Section):
     receipt_printer: str = Field(description="name of the [devices.<name>] receipt printer; empty for none")
     a4_printer: str = Field(description="name of the [devices.<name>] A4 printer; empty for none")
-    a4_timeout_s: float = Field(gt=0, le=3600, description="seconds a certificate may take to print")
 
 
 class LoggingSection(_Section):

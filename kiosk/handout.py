@@ -129,6 +129,7 @@ class HandoutDesk:
             "terminal_id": self.cfg.terminal.id,
             "location": self.cfg.terminal.location,
             "printed_at": self.now().strftime("%Y-%m-%d %H:%M"),
+            "accepted_at": self.now().strftime("%Y-%m-%d %H:%M"),
             "receipt_number": job.receipt_number,
             "service_title": job.service.title_in(job.language),
             "applicant": job.masked_name,
@@ -188,13 +189,18 @@ class HandoutDesk:
                        receipt=job.receipt_number)
             return
         try:
-            pdf = certificates.render(data, terminal_id=self.cfg.terminal.id, printed_at=self.now())
+            pdf = certificates.render_certificate(data, terminal_id=self.cfg.terminal.id, printed_at=self.now())
+            title = certificates.job_title(data)  # the document's kind: nothing personal in the print history
             del data
-            handle = printer.submit(pdf, title=f"certificate {job.receipt_number}")  # type: ignore[union-attr]
+            handle = printer.submit(pdf, title=title)  # type: ignore[union-attr]
             del pdf
             self._tell(job, "handout.certificate_queued")
-            final = printer.wait(handle, self.cfg.handout.a4_timeout_s,  # type: ignore[union-attr]
-                                 on_change=lambda st: self._job_progress(job, st))
+            final = printer.wait(handle, on_change=lambda st: self._job_progress(job, st))  # type: ignore[union-attr]
+        except certificates.CertificateError as exc:
+            log.error("certificate for %s cannot be rendered: %s", job.receipt_number, exc)
+            self._tell(job, "handout.certificate_failed", qr=verify, sms=self._sms_offer(job),
+                       receipt=job.receipt_number)
+            return
         except DeviceError as exc:
             log.warning("certificate for %s not printed: %s", job.receipt_number, exc)
             self._tell(job, "handout.certificate_failed", qr=verify, sms=self._sms_offer(job),

@@ -56,6 +56,8 @@ PLACEHOLDERS: dict[str, Placeholder] = {
     "counter": Placeholder("text", "the window or area where the number is called"),
     "status": Placeholder("text", "the application's current state, in words"),
     "steps": Placeholder("list", "the application's history", ("time", "step")),
+    "printer_settings": Placeholder("text", "a test print: the port and settings the printer was driven with"),
+    "check_code": Placeholder("text", "a test print: what a technician's phone must show on scanning its QR code"),
 }
 ITEM_EXTRAS = ("n",)  # also available inside a list item: its number, from 1
 
