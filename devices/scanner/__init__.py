@@ -1,0 +1,1 @@
+"""Document scanners: SANE scanners and document cameras (高拍仪), one `Scanner` interface."""
