@@ -71,6 +71,17 @@ class HandoutSection(_Section):
     a4_printer: str = Field(description="name of the [devices.<name>] A4 printer; empty for none")
 
 
+class CodesSection(_Section):
+    """What scanned codes the terminal accepts (kiosk/codes.py documents the formats)."""
+
+    e_licence_hosts: list[str] = Field(description="trusted hosts of e-licence links, e.g. zwfw.example.gov.cn")
+    e_licence_prefixes: list[str]
+    e_id_hosts: list[str] = Field(description="trusted hosts of e-ID (网证) links")
+    e_id_prefixes: list[str]
+    appointment_prefix: str
+    max_length: int = Field(ge=64, le=8192)
+
+
 class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     file: str
@@ -99,5 +110,6 @@ class KioskConfig(_Section):
     platform: PlatformSection
     face: FaceSection
     handout: HandoutSection
+    codes: CodesSection
     logging: LoggingSection
     devices: dict[str, DeviceSection] = Field(default_factory=dict)

@@ -49,7 +49,7 @@ REQUIRED_TEST_PAGE = ("title", "terminal", "location", "printed_at", "font", "sa
                       "grey", "check")
 _KEYS = {"kind", "title", "holder", "issuer", "issued_at", "verification_code", "verify_url", "summary", "table",
          "notes"}
-_KIND = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_KIND = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _CODE = re.compile(r"[A-Za-z0-9-]{4,64}")
 
 
@@ -250,7 +250,7 @@ def _time(value: Any, name: str) -> dt.datetime:
 def parse_certificate(data: Mapping[str, Any]) -> Certificate:
     """Check the platform's certificate data; CertificateDataError names the first bad field.
 
-    Keys: kind (lower-case identifier, also the print job's title), title {zh-CN, en},
+    Keys: kind (the catalogue item id, lower-case, also the print job's title), title {zh-CN, en},
     holder {name, id_number (masked, e.g. 110101********1234)}, issuer, issued_at (ISO
     8601), verification_code, verify_url (https), and optionally summary [[label, value],
     ...], table {columns [...], rows [[...], ...]} and notes [...].
@@ -265,7 +265,7 @@ def parse_certificate(data: Mapping[str, Any]) -> Certificate:
             raise CertificateDataError(key, "is missing")
     kind = data["kind"]
     if not isinstance(kind, str) or not _KIND.fullmatch(kind):
-        raise CertificateDataError("kind", "must be a lower-case identifier such as social_insurance_record")
+        raise CertificateDataError("kind", "must be a lower-case identifier (the catalogue item id) such as social-insurance-record")
     title = _mapping(data, "title")
     holder = _mapping(data, "holder")
     for key in holder:

@@ -20,14 +20,14 @@ HELP = """emulated devices: type a command and Enter
                      (person, pose yaw=25, photo, screen, noface, two, leave, unplug, ...)
   printer COMMAND    the emulated receipt printer (low, out, ok, jam, silent, receipts, ...)
   a4 COMMAND         the emulated A4 printer (its private CUPS: stop, resume, printed, ...)
-  scanner COMMAND    the emulated document scanner; doccam COMMAND the document camera
+  scanner COMMAND    the emulated document scanner or camera (place, blur, remove, jam, ...)
   qr COMMAND         the emulated QR scanner (scan TEXT, garbage, partial, unplug, ...)
   help               this text"""
 
 
 # console word -> the [devices.<name>] whose emulator takes the rest of the line
 CONSOLE_DEVICES = {"camera": "camera", "printer": "receipt_printer", "a4": "a4_printer",
-                   "scanner": "scanner", "doccam": "document_camera", "qr": "qr_scanner"}
+                   "scanner": "scanner", "qr": "qr_scanner"}
 
 
 def handle(line: str, emulators: dict[str, Any], out: TextIO) -> None:

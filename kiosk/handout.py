@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 # media states in which a printer cannot be trusted with a citizen's paper
 _NO_PAPER = (MediaState.OUT, MediaState.JAMMED)
+# why an A4 job may be held that only a person on site can fix: give up at once
+_GIVE_UP = {"out_of_paper", "paper_jam", "door_open", "toner_empty", "printer_stopped"}
 
 
 @dataclass
@@ -195,7 +197,8 @@ class HandoutDesk:
             handle = printer.submit(pdf, title=title)  # type: ignore[union-attr]
             del pdf
             self._tell(job, "handout.certificate_queued")
-            final = printer.wait(handle, on_change=lambda st: self._job_progress(job, st))  # type: ignore[union-attr]
+            final = printer.wait(handle,  # type: ignore[union-attr]
+                                 on_change=lambda st: self._job_progress(job, st, printer))
         except certificates.CertificateError as exc:
             log.error("certificate for %s cannot be rendered: %s", job.receipt_number, exc)
             self._tell(job, "handout.certificate_failed", qr=verify, sms=self._sms_offer(job),
@@ -215,9 +218,17 @@ class HandoutDesk:
             self._tell(job, "handout.certificate_failed", qr=verify, sms=self._sms_offer(job),
                        receipt=job.receipt_number)
 
-    def _job_progress(self, job: _Job, status: Any) -> None:
+    def _job_progress(self, job: _Job, status: Any, printer: Any) -> None:
         state = _state(status)
-        if state in ("queued", "printing"):
+        reason = _state(status.reason) if getattr(status, "reason", None) is not None else ""
+        if state in ("queued", "printing") and reason in _GIVE_UP:
+            # a person has to come (paper, jam, door): the citizen should not wait for that
+            log.warning("certificate job %s held (%s): cancelled, another way offered", status.job_id, reason)
+            try:
+                printer.cancel(status.job_id)
+            except DeviceError as exc:
+                log.error("certificate job %s could not be cancelled: %s", status.job_id, exc)
+        elif state in ("queued", "printing"):
             self._tell(job, f"handout.certificate_{state}")
 
     def _still_here(self, job: _Job) -> bool:

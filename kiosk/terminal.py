@@ -92,8 +92,9 @@ class Terminal:
                     log.error("%s: the %s emulator did not start, the device is left out: %s",
                               name, dev_cfg.driver, exc)
                     continue
-                for key, value in getattr(emulator_cls, "DRIVER_DEFAULTS", {}).items():
-                    params.setdefault(key, value)
+                # what the emulator dictates (its queue name, its photo encoding, no paper
+                # transport time): a terminal's own value for real hardware does not apply
+                params.update(getattr(emulator_cls, "DRIVER_DEFAULTS", {}))
                 params[getattr(emulator_cls, "ADDRESS_PARAM", "port")] = address
                 self.emulators[name] = emulator
                 log.info("%s: emulated %s on %s", name, dev_cfg.driver, address)
@@ -141,7 +142,8 @@ class Terminal:
         elif event.kind == "status_changed" and event.source in (self.cfg.handout.receipt_printer,
                                                                    self.cfg.handout.a4_printer):
             self.update_equipment()
-        elif event.kind == "status_changed" and event.data.get("device") != DeviceState.ONLINE.value:
+        elif (event.kind == "status_changed" and event.data.get("device") != DeviceState.ONLINE.value
+              and self.cfg.devices[event.source].device_class == "idcard"):
             self.visit.reader_offline()
 
     def update_equipment(self) -> None:

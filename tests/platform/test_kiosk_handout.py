@@ -12,8 +12,11 @@ devices over real pseudo-terminals and a private CUPS) against the real platform
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +40,7 @@ class Setup:
     url: str
     server: Server
     out: Path
+    a4_dir: Path  # outside pytest's tmp_path: CUPS' filters run as user lp and must enter it
 
     def config(self, **extra: str) -> KioskConfig:
         environ = {"KIOSK__TERMINAL__ID": TERMINAL_ID, "KIOSK__TERMINAL__DATA_DIR": str(self.data_dir),
@@ -46,6 +50,10 @@ class Setup:
                    "KIOSK__DEVICES__QR_SCANNER__ENABLED": "false", **extra}
         cfg = load_config(environ=environ)
         cfg.devices["receipt_printer"].emulator["out_dir"] = str(self.out)
+        # a folder per visit, kept after the terminal stops so the test can read what printed
+        a4 = Path(tempfile.mkdtemp(prefix="handout-a4-", dir=self.a4_dir))
+        a4.chmod(0o711)
+        cfg.devices["a4_printer"].emulator["directory"] = str(a4)
         return cfg
 
 
@@ -54,7 +62,9 @@ def setup(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     proxy = FaultProxy(int(server.url.rsplit(":", 1)[1]))
     url = proxy.start()
     data_dir = tmp_path_factory.mktemp("handout-kiosk")
-    s = Setup(data_dir, proxy, url, server, tmp_path_factory.mktemp("receipts"))
+    a4_dir = Path(tempfile.mkdtemp(prefix="kiosk-handout-", dir="/tmp"))
+    a4_dir.chmod(0o711)
+    s = Setup(data_dir, proxy, url, server, tmp_path_factory.mktemp("receipts"), a4_dir)
     code = server.cli("enrolment-code", "--terminal-id", TERMINAL_ID).stdout.strip()
     env = {"KIOSK__TERMINAL__ID": TERMINAL_ID, "KIOSK__TERMINAL__DATA_DIR": str(data_dir),
            "KIOSK__PLATFORM__URL": url, "PATH": "/usr/bin:/bin"}
@@ -63,6 +73,7 @@ def setup(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     assert done.returncode == 0, done.stdout + done.stderr
     yield s
     proxy.stop()
+    shutil.rmtree(a4_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -134,3 +145,35 @@ def test_out_of_paper_is_told_before_and_a_qr_code_is_offered_after(clean: Setup
     assert handout.sms == ""  # queued: the platform does not know the citizen yet, so no SMS
     assert handout.values["receipt"] == view.receipt
     assert runner.terminal.emulators["receipt_printer"].receipts() == []
+
+
+def test_a_certificate_is_issued_rendered_and_printed_through_cups(clean: Setup) -> None:
+    runner = play(clean.config(), CERTIFICATE_VISIT + [
+        {"do": "expect", "step": "finish", "receipt": r"SQ\d{14}"},
+        {"do": "expect", "step": "finish", "handout": "handout.certificate_printed", "within_s": 60},
+        {"do": "remove_card"},
+        {"do": "expect", "step": "attract"},
+    ])
+    keys = [v.handout.message_key for v in runner.views if v.handout is not None]
+    assert keys[0] == "handout.certificate_fetching" and "handout.certificate_queued" in keys
+    printed = runner.terminal.emulators["a4_printer"].printed()
+    assert len(printed) == 1 and printed[0].read_bytes().startswith(b"%PDF")
+    assert runner.terminal.emulators["receipt_printer"].receipts() == []  # the certificate is the paper
+
+
+def test_a4_out_of_paper_offers_the_verify_page_and_an_sms(clean: Setup) -> None:
+    runner = play(clean.config(), [{"do": "device", "device": "a4_printer", "call": "paper_out"}]
+                  + CERTIFICATE_VISIT + [
+        {"do": "expect", "step": "finish", "handout": "handout.certificate_failed", "sms": "offer",
+         "within_s": 60},
+        {"do": "press", "button": "sms"},
+        {"do": "expect", "step": "finish", "handout": "handout.sms_sent", "sms": "sent", "within_s": 20},
+        {"do": "press", "button": "finish"},
+        {"do": "expect", "step": "attract"},
+    ])
+    handout = [v.handout for v in runner.views if v.handout is not None][-1]
+    assert handout.qr is not None and "/verify/" in handout.qr
+    assert re.fullmatch(r"1[3-9]\d\*{4}\d{4}", handout.values["sent_to"])
+    assert runner.terminal.emulators["a4_printer"].printed() == []
+    receipt = finish_view(runner).receipt
+    assert clean.server.db_count("SELECT count(*) FROM sms_messages WHERE receipt_number = :r", r=receipt) == 1
