@@ -25,6 +25,7 @@ from govplatform.api import (
     health,
     public,
     ratings,
+    scans,
     sms,
     terminals,
 )
@@ -70,8 +71,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.state.platform = platform
     app.state.sms_gateway = load_gateway(settings, platform.secret)
     app.state.public_rate_limiter = RateLimiter(settings.public_rate_limit_per_minute)
-    for module in (health, terminals, citizens, catalogue, applications, certificates, sms, ratings, consultations,
-                   appointments, public):
+    for module in (health, terminals, citizens, catalogue, scans, applications, certificates, sms, ratings,
+                   consultations, appointments, public):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(SignedRequestMiddleware, platform=platform)

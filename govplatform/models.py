@@ -316,6 +316,25 @@ class SmsMessage(Base):
         return f"SmsMessage(id={self.message_id!r}, receipt={self.receipt_number!r}, status={self.status!r})"
 
 
+class Scan(Base):
+    """A scanned paper material, stored once by content: its SHA-256 is the key, so an upload
+    repeated after a lost answer (or by another terminal) stores nothing twice, and an
+    application names it as "scan:<sha256>". The content is the citizen's document.
+    """
+
+    __tablename__ = "scans"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    terminal_id: Mapped[str] = mapped_column(String(64), index=True)  # the first uploader
+    uploaded_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    media_type: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+    def __repr__(self) -> str:  # never the content
+        return f"Scan(sha256={self.sha256[:12]}..., media_type={self.media_type!r}, size={self.size})"
+
+
 class Counter(Base):
     """Per-day sequence numbers for receipts, tickets and bookings ("SQ" + date + sequence)."""
 

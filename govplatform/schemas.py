@@ -24,6 +24,10 @@ TERMINAL_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 # The number a terminal prints while a submission waits in its outbox (kiosk/outbox.py
 # `_local_receipt`): "L" + the terminal's local date + "-" + its terminal id + "-" + outbox row.
 TERMINAL_RECEIPT = r"^L[0-9]{8}-[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-[0-9]{6,12}$"
+# A stored scan as an application names it (PUT /v1/scans/{sha256} answers it as `reference`).
+SHA256_HEX = r"^[0-9a-f]{64}$"
+SCAN_REFERENCE = r"^scan:[0-9a-f]{64}$"
+SCAN_MEDIA_TYPES = ("image/jpeg", "image/png", "application/pdf")
 CARD_TYPES = ("resident", "hmt_permit", "foreign_2017", "foreign_2023")
 LONG_TERM = "长期"
 
@@ -242,7 +246,9 @@ class CitizenRef(Request):
 class MaterialProvided(Request):
     id: str = Field(pattern=KEY)
     provided: Literal["e_licence", "scan", "promise"]
-    reference: str | None = Field(default=None, max_length=200, description="e-licence number or scan reference")
+    reference: str | None = Field(default=None, max_length=200,
+                                  description='e-licence number; for a scan "scan:<sha256>" of a scan stored '
+                                              "first with PUT /v1/scans/{sha256}")
 
 
 class ApplicationRequest(Request):
@@ -316,6 +322,16 @@ class ApplicationSummary(Out):
 
 class MyApplications(Out):
     applications: list[ApplicationSummary]
+
+
+# -- scans ---------------------------------------------------------------------------------------
+class ScanStored(Out):
+    """A scan the platform holds; applications name it by `reference`."""
+
+    reference: str = Field(pattern=SCAN_REFERENCE, description='"scan:<sha256>": put it in the material\'s '
+                                                                "`reference` (provided: scan)")
+    media_type: Literal["image/jpeg", "image/png", "application/pdf"]
+    size: int = Field(description="bytes stored")
 
 
 # -- ratings and 12345 ---------------------------------------------------------------------------

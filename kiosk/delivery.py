@@ -2,11 +2,18 @@
 
 One worker thread drains what is due; a failed attempt backs off exponentially; a 4xx
 answer is final (kept, flagged for the help desk, never retried into a loop).
+
+An application's scans go first, each with PUT /v1/scans/{sha256} (idempotent by content,
+so uploading again on every attempt is harmless and survives a platform that lost one),
+and only when all are stored the application that names them. The application body is the
+queued payload, unchanged, so every attempt sends the same bytes for its idempotency key.
+A scan the platform refuses makes the entry rejected: the application could only fail.
 """
 from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from kiosk.govclient import PlatformClient, PlatformRejected, PlatformUnavailable
 from kiosk.outbox import DELIVERED, Entry, Outbox
@@ -44,6 +51,7 @@ class Deliverer:
                     # the number the citizen may hold on paper while it waited: the platform's
                     # progress page finds the application by it too (the same on every attempt)
                     payload.setdefault("terminal_receipt", current.local_receipt)
+                    self._upload_scans(current, payload, client or self.client)
                 answer = send(payload, current.idempotency_key)
             except PlatformUnavailable as exc:
                 wait = min(self.backoff_max_s, self.backoff_min_s * 2 ** current.attempts)
@@ -58,6 +66,22 @@ class Deliverer:
                 self.outbox.mark_delivered(current, receipt)
                 log.info("outbox %s delivered as %s", current.local_receipt, receipt)
             return self.outbox.get(entry.id)
+
+    def _upload_scans(self, entry: Entry, payload: dict[str, Any], client: PlatformClient) -> None:
+        """PUT every scan queued with the entry; a refusal names the material(s) it was for."""
+        files = self.outbox.attachments(entry)
+        for scan in files:
+            try:
+                client.put_scan(scan.data, scan.media_type)
+            except PlatformRejected as exc:
+                used_by = [str(m.get("id")) for m in payload.get("materials", [])
+                           if isinstance(m, dict) and m.get("reference") == f"scan:{scan.sha256}"]
+                raise PlatformRejected(exc.status, exc.code,
+                                       f"the scan of material {', '.join(used_by) or '?'} ({scan.media_type}, "
+                                       f"{len(scan.data)} bytes, sha256 {scan.sha256[:12]}...) was refused, so "
+                                       f"the application was not sent: {exc.message}", exc.fields) from exc
+        if files:
+            log.info("outbox %s: %d scan(s) on the platform", entry.local_receipt, len(files))
 
     def drain(self) -> int:
         """Deliver everything due now; returns how many were delivered."""

@@ -1,12 +1,15 @@
 """The kiosk's client of the government service platform API (see govapi/README.md).
 
-Every call has a timeout; only safe calls are retried (GETs, and POSTs that carry an
-idempotency key, which the platform turns into a no-op when repeated). Errors are split
-by what the terminal should do next: `PlatformUnavailable` -> queue and try later;
-`PlatformRejected` -> the platform said no, retrying will not help.
+Every call has a timeout; only safe calls are retried (GETs; PUTs, which name their
+content, e.g. a scan by its SHA-256; and POSTs that carry an idempotency key, which the
+platform turns into a no-op when repeated). Bodies are JSON, except a raw upload (a scan)
+sent as it is with its own Content-Type; the signature covers the bytes sent either way.
+Errors are split by what the terminal should do next: `PlatformUnavailable` -> queue and
+try later; `PlatformRejected` -> the platform said no, retrying will not help.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -70,16 +73,24 @@ class PlatformClient:
 
     # -- the one way every call goes -----------------------------------------------------
     def request(self, method: str, path: str, payload: Any = None, *, token: str | None = None,
-                idempotency_key: str | None = None, signed: bool = True) -> Any:
-        body = b"" if payload is None else json.dumps(payload, ensure_ascii=False,
-                                                      separators=(",", ":")).encode("utf-8")
-        safe = method == "GET" or idempotency_key is not None
+                idempotency_key: str | None = None, signed: bool = True,
+                raw: bytes | bytearray | None = None, content_type: str = "application/json") -> Any:
+        """One call. `payload` goes as JSON (the default); `raw` goes as it is, with `content_type`
+        (a scan). The signature covers exactly the body bytes sent."""
+        if raw is not None and payload is not None:
+            raise ValueError("give either a JSON payload or raw bytes, not both")
+        if raw is not None:
+            body = bytes(raw)
+        else:
+            body = b"" if payload is None else json.dumps(payload, ensure_ascii=False,
+                                                          separators=(",", ":")).encode("utf-8")
+        safe = method in ("GET", "PUT") or idempotency_key is not None
         attempts = 1 + (self.retries if safe else 0)
         last: PlatformUnavailable | None = None
         for attempt in range(attempts):
             if attempt:
                 time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            headers = {"Content-Type": "application/json"} if payload is not None else {}
+            headers = {"Content-Type": content_type} if payload is not None or raw is not None else {}
             if signed:
                 if self.keypair is None:
                     raise NotEnrolled("this terminal is not enrolled with the platform: "
@@ -160,6 +171,13 @@ class PlatformClient:
 
     def submit_application(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
         return self.request("POST", "/v1/applications", payload, idempotency_key=idempotency_key)
+
+    def put_scan(self, data: bytes | bytearray, media_type: str) -> dict[str, Any]:
+        """Upload a scanned material (raw JPEG, PNG or PDF bytes) before the application naming
+        it; answers {"reference": "scan:<sha256>", "media_type", "size"}. Idempotent by content:
+        a repeat is answered 200 and stores nothing."""
+        digest = hashlib.sha256(data).hexdigest()
+        return self.request("PUT", f"/v1/scans/{digest}", raw=data, content_type=media_type)
 
     def application(self, receipt_number: str, token: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/applications/{receipt_number}", token=token)

@@ -9,19 +9,29 @@ with the first receipt: exactly once in effect.
 Personal data in the payload is encrypted at rest with SM4-GCM; the key lives in its own
 file, apart from the database (a copied database alone reveals nothing). A delivered
 row keeps only its receipts: the payload is erased.
+
+Scans that travel with an application are attachments: one sealed row each in
+`outbox_scans` (by the entry and the scan's SHA-256), written in the same transaction as
+the entry, so an application is never queued without its scans. Rows of their own rather
+than base64 inside the payload: the payload stays small and is read on every attempt, a
+scan is read only to be uploaded, and is erased with the payload on delivery. Each is
+sealed bound to its entry's key and its digest, so one cannot be swapped into another row.
+Entries queued before attachments existed simply have none.
 """
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -45,6 +55,14 @@ CREATE TABLE IF NOT EXISTS outbox (
   payload BLOB
 );
 CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt_at);
+CREATE TABLE IF NOT EXISTS outbox_scans (
+  entry_id INTEGER NOT NULL,
+  sha256 TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  sealed BLOB NOT NULL,
+  PRIMARY KEY (entry_id, sha256)
+);
 """
 
 
@@ -66,6 +84,22 @@ class Entry:
     attempts: int
     last_error: str
     remote_receipt: str | None
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file queued with an entry (a scan), opened for its upload."""
+
+    sha256: str
+    media_type: str
+    data: bytes
+
+    def __repr__(self) -> str:  # never the content
+        return f"Attachment({self.sha256[:12]}..., {self.media_type}, {len(self.data)} bytes)"
+
+
+def _scan_aad(idempotency_key: str, sha256: str) -> bytes:
+    return f"{idempotency_key}\nscan:{sha256}".encode()
 
 
 class SM4Box:
@@ -90,7 +124,7 @@ class SM4Box:
             raise OutboxKeyError(f"outbox key file {path} does not hold a 16-byte SM4 key")
         return key
 
-    def seal(self, plaintext: bytes, bound_to: bytes) -> bytes:
+    def seal(self, plaintext: bytes | bytearray, bound_to: bytes) -> bytes:
         nonce = os.urandom(12)
         enc = Cipher(algorithms.SM4(self.key), modes.GCM(nonce)).encryptor()
         enc.authenticate_additional_data(bound_to)
@@ -118,6 +152,7 @@ class Outbox:
             self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA secure_delete=ON")  # erased payloads and scans are zeroed in the file
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
             raise OutboxError(f"outbox database {db_path} cannot be opened ({exc}): check the disk") from None
@@ -130,10 +165,16 @@ class Outbox:
         day = datetime.datetime.fromtimestamp(self.clock()).strftime("%Y%m%d")
         return f"L{day}-{self.terminal_id}-{row_id:06d}"
 
-    def enqueue(self, kind: str, payload: dict[str, Any], idempotency_key: str) -> Entry:
-        """Store durably; returns the entry (with its local receipt) once it is on disk."""
+    def enqueue(self, kind: str, payload: dict[str, Any], idempotency_key: str,
+                attachments: Sequence[tuple[str, bytes | bytearray]] = ()) -> Entry:
+        """Store durably, with its attachments ((media type, bytes), e.g. scans; the same bytes
+        twice are kept once); returns the entry (with its local receipt) once it is on disk."""
         plaintext = json.dumps(payload, ensure_ascii=False).encode("utf-8")
         sealed = self.box.seal(plaintext, idempotency_key.encode())
+        files: dict[str, tuple[str, int, bytes]] = {}
+        for media_type, data in attachments:
+            digest = hashlib.sha256(data).hexdigest()
+            files[digest] = (media_type, len(data), self.box.seal(data, _scan_aad(idempotency_key, digest)))
         now = self.clock()
         with self._lock:
             try:
@@ -145,6 +186,9 @@ class Outbox:
                 row_id = int(cur.lastrowid or 0)
                 self._db.execute("UPDATE outbox SET local_receipt=? WHERE id=?",
                                  (self._local_receipt(row_id), row_id))
+                self._db.executemany(
+                    "INSERT INTO outbox_scans(entry_id, sha256, media_type, size, sealed) VALUES (?, ?, ?, ?, ?)",
+                    [(row_id, digest, media_type, size, box) for digest, (media_type, size, box) in files.items()])
                 self._db.execute("COMMIT")
             except sqlite3.IntegrityError:
                 self._db.execute("ROLLBACK")
@@ -171,6 +215,20 @@ class Outbox:
             raise OutboxError(f"outbox entry {entry.local_receipt} has no payload (already delivered)")
         return json.loads(self.box.open(row[0], entry.idempotency_key.encode()))
 
+    def attachments(self, entry: Entry) -> list[Attachment]:
+        """The entry's files, opened, in the order they were queued; [] for an entry without any
+        (and for one delivered: they are erased with the payload)."""
+        with self._lock:
+            rows = self._db.execute("SELECT sha256, media_type, sealed FROM outbox_scans WHERE entry_id=?"
+                                    " ORDER BY rowid", (entry.id,)).fetchall()
+        out = []
+        for digest, media_type, sealed in rows:
+            data = self.box.open(sealed, _scan_aad(entry.idempotency_key, digest))
+            if hashlib.sha256(data).hexdigest() != digest:  # sealed wrongly at enqueue: never send it
+                raise OutboxError(f"outbox entry {entry.local_receipt}: a queued scan does not match its digest")
+            out.append(Attachment(digest, media_type, data))
+        return out
+
     def due(self, limit: int = 20) -> list[Entry]:
         with self._lock:
             rows = self._db.execute(
@@ -180,11 +238,18 @@ class Outbox:
         return [Entry(*r) for r in rows]
 
     def mark_delivered(self, entry: Entry, remote_receipt: str) -> None:
-        """Keep the receipts, erase the personal payload."""
+        """Keep the receipts, erase the personal payload and the scans (in one transaction)."""
         with self._lock:
-            self._db.execute("UPDATE outbox SET state='delivered', remote_receipt=?, delivered_at=?,"
-                             " payload=NULL, last_error='' WHERE id=?",
-                             (remote_receipt, self.clock(), entry.id))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("UPDATE outbox SET state='delivered', remote_receipt=?, delivered_at=?,"
+                                 " payload=NULL, last_error='' WHERE id=?",
+                                 (remote_receipt, self.clock(), entry.id))
+                self._db.execute("DELETE FROM outbox_scans WHERE entry_id=?", (entry.id,))
+                self._db.execute("COMMIT")
+            except sqlite3.Error:
+                self._db.execute("ROLLBACK")
+                raise
 
     def mark_failed(self, entry: Entry, error: str, retry_in_s: float | None) -> None:
         """A failed attempt: try again later, or (retry_in_s None) rejected for good."""

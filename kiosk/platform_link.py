@@ -198,16 +198,25 @@ class PlatformLink:
         return {k: str(v.get("value", "")) if isinstance(v, dict) else str(v) for k, v in values.items()}
 
     def materials_for(self, session: Session, service: Service) -> list[dict[str, str]]:
-        """E-licences found automatically; promised where the item allows it. The ID card just
-        read counts as the citizen's ID e-licence even when the platform could not be asked."""
+        """E-licences found automatically; else the paper the citizen scanned ("scan:<sha256>",
+        uploaded before the application); else promised where the item allows it. The ID card
+        just read counts as the citizen's ID e-licence even when the platform could not be asked.
+
+        An e-licence wins over a scan of the same material: it is the issuing department's own
+        record (current, verifiable, nothing to read off a picture), and not sending the picture
+        keeps a copy of the citizen's document off the network and out of the platform. A scan
+        wins over a promise: the paper is there, nothing is left owing (容缺)."""
         held = {lic.get("type"): lic for lic in session.licences}
         identity = session.identity
         if "id_card" not in held and getattr(identity, "card_type", "") == "resident":
             held["id_card"] = {"type": "id_card", "number": getattr(identity, "id_number", "")}
         out = []
         for m in service.materials:
+            scan = session.scans.get(m.id)
             if m.e_licence and m.e_licence in held:
                 out.append({"id": m.id, "provided": "e_licence", "reference": str(held[m.e_licence].get("number", ""))})
+            elif scan is not None:
+                out.append({"id": m.id, "provided": "scan", "reference": scan.reference})
             elif m.promise_allowed:
                 out.append({"id": m.id, "provided": "promise"})
         return out
@@ -216,17 +225,21 @@ class PlatformLink:
     def submit(self, session: Session, service: Service, answers: dict[str, str]) -> Receipt:
         self._identified(session)
         identity = session.identity
+        materials = self.materials_for(session, service)
+        # the scans the application names travel with it, sealed in the outbox, uploaded first
+        scans = [(scan.media_type, scan.data) for m in materials if m["provided"] == "scan"
+                 and (scan := session.scans.get(m["id"])) is not None]
         payload = {
             "item_id": service.id,
             "visit_id": session.visit_id,
             "citizen": {"id_number": getattr(identity, "id_number", ""), "name": getattr(identity, "name", "")},
             "face_check": session.face_check or NO_FACE_CHECK,
             "answers": answers,
-            "materials": self.materials_for(session, service),
+            "materials": materials,
             "submitted_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
         }
         try:
-            entry = self.outbox.enqueue("application", payload, new_idempotency_key())
+            entry = self.outbox.enqueue("application", payload, new_idempotency_key(), attachments=scans)
         except OutboxError as exc:
             raise SubmitError(str(exc)) from exc
         if not self.enrolled:

@@ -1,14 +1,17 @@
 """The outbox on its own: durable, encrypted at rest, key kept apart."""
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+from cryptography.exceptions import InvalidTag
 
 from kiosk.outbox import Outbox, OutboxError, OutboxKeyError
 
@@ -95,3 +98,61 @@ def test_kill_minus_9_after_enqueue_loses_nothing(tmp_path: Path) -> None:
     assert proc.returncode == -signal.SIGKILL and "queued" in proc.stdout
     box = Outbox(tmp_path / "outbox" / "o.db", tmp_path / "keys" / "k", "T-1")
     assert [box.payload(e)["n"] for e in box.due()] == [0, 1, 2, 3, 4]
+
+
+# -- scans queued with an application ------------------------------------------------------------------
+def _scan(marker: bytes, size: int = 40_000) -> bytes:
+    """A JPEG-like scan whose every stretch is recognisable (a copy in clear would be found)."""
+    return b"\xff\xd8\xff\xe0" + (marker * (size // len(marker) + 1))[:size]
+
+
+def _in_clear(tmp_path: Path, data: bytes) -> bool:
+    raw = b"".join(p.read_bytes() for p in (tmp_path / "outbox").iterdir())
+    return any(data[i:i + 24] in raw for i in range(4, len(data) - 24, 997))
+
+
+def test_scans_survive_a_restart_sealed(tmp_path: Path) -> None:
+    box = make(tmp_path)
+    jpeg, pdf = _scan(b"JPEG-PAGE-OF-ZHAO-LIU "), b"%PDF-1.3\n" + _scan(b"PDF-PAGE-OF-ZHAO-LIU ")[4:]
+    entry = box.enqueue("application", PAYLOAD, "s" * 32,
+                        attachments=[("image/jpeg", bytearray(jpeg)), ("application/pdf", pdf),
+                                     ("image/jpeg", jpeg)])  # the same paper for two materials: kept once
+    box.close()
+    assert not _in_clear(tmp_path, jpeg) and not _in_clear(tmp_path, pdf)
+    box = make(tmp_path)
+    (due,) = box.due()
+    files = box.attachments(due)
+    assert [(f.media_type, f.data) for f in files] == [("image/jpeg", jpeg), ("application/pdf", pdf)]
+    assert files[0].sha256 == hashlib.sha256(jpeg).hexdigest() and "JPEG-PAGE" not in repr(files[0])
+    box.mark_delivered(entry, "SQ-2")
+    assert box.attachments(box.get(entry.id)) == []
+    box.close()
+    with sqlite3.connect(tmp_path / "outbox" / "outbox.db") as db:
+        assert db.execute("SELECT count(*) FROM outbox_scans").fetchone() == (0,)
+
+
+def test_a_scan_cannot_be_moved_to_another_entry(tmp_path: Path) -> None:
+    box = make(tmp_path)
+    mine = box.enqueue("application", PAYLOAD, "m" * 32, attachments=[("image/jpeg", _scan(b"MINE "))])
+    other = box.enqueue("application", PAYLOAD, "o" * 32)
+    box.close()
+    with sqlite3.connect(tmp_path / "outbox" / "outbox.db") as db:
+        db.execute("UPDATE outbox_scans SET entry_id=? WHERE entry_id=?", (other.id, mine.id))
+    box = make(tmp_path)
+    with pytest.raises(InvalidTag):
+        box.attachments(box.get(other.id))
+
+
+def test_entries_queued_before_scans_existed_still_deliver(tmp_path: Path) -> None:
+    """An outbox database from before the outbox_scans table: opened, extended, nothing lost."""
+    db_path = tmp_path / "outbox" / "outbox.db"
+    box = make(tmp_path)
+    entry = box.enqueue("application", PAYLOAD, "e" * 32)
+    box.close()
+    with sqlite3.connect(db_path) as db:
+        db.execute("DROP TABLE outbox_scans")
+    box = make(tmp_path)
+    (due,) = box.due()
+    assert box.payload(due) == PAYLOAD and box.attachments(due) == []
+    box.mark_delivered(entry, "SQ-3")
+    assert box.counts()["delivered"] == 1

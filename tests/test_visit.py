@@ -365,3 +365,99 @@ def test_face_failure_ends_calmly_and_late_results_are_ignored(clock: Clock) -> 
     assert v.step is Step.FINISH and v.session.face_check is None
     v.card_removed()
     assert v.step is Step.ATTRACT
+
+
+# -- scanned paper materials (review step) -----------------------------------------------------------
+JPEG = b"\xff\xd8\xff\xe0" + b"page-one" * 64
+PDF = b"%PDF-1.3\n" + b"page-two" * 64
+
+
+def _with_materials(clock: Clock, **kwargs: object) -> Visit:
+    catalogue = Catalogue.from_platform({"version": "v1", "items": [{
+        "id": "with-paper", "kind": "service", "title": {"zh-CN": "要材料的事项"},
+        "form": [{"key": "name", "label": {"zh-CN": "姓名"}, "source": "identity.name", "required": True}],
+        "materials": [
+            {"id": "household_register", "title": {"zh-CN": "户口簿"}, "e_licence": None,
+             "promise_allowed": False, "required": True},
+            {"id": "photo", "title": {"zh-CN": "照片"}, "e_licence": None, "promise_allowed": True, "required": True},
+        ]}]})
+    v = Visit(catalogue, clock=clock, **kwargs)  # type: ignore[arg-type]
+    v.start()
+    v.card_read(FakeIdentity())
+    v.choose("with-paper")
+    return v
+
+
+def test_attach_replace_and_detach_scans(clock: Clock) -> None:
+    v = _with_materials(clock)
+    seen: list[tuple[str, tuple[str, ...]]] = []
+    v.subscribe(lambda view: seen.append((view.reason, view.scanned)))
+    assert v.view().scanned == ()
+    v.attach_scan("photo", "image/jpeg", JPEG)
+    v.attach_scan("household_register", "application/pdf", PDF)
+    assert v.view().scanned == ("household_register", "photo")  # in the service's order
+    first = v.session.scans["photo"].data
+    v.attach_scan("photo", "image/jpeg", JPEG + b"again")  # scanned again: replaces, the first is wiped
+    assert bytes(v.session.scans["photo"].data) == JPEG + b"again"
+    assert first == bytes(len(JPEG))
+    held = v.session.scans["household_register"].data
+    v.detach_scan("household_register")
+    assert held == bytes(len(PDF)) and "household_register" not in v.session.scans
+    v.detach_scan("household_register")  # a double tap changes nothing
+    assert seen == [("scan_attached", ("photo",)), ("scan_attached", ("household_register", "photo")),
+                    ("scan_attached", ("household_register", "photo")), ("scan_detached", ("photo",))]
+    assert v.step is Step.REVIEW
+
+
+def test_scans_only_for_the_chosen_service_and_on_review(clock: Clock) -> None:
+    v = _with_materials(clock)
+    with pytest.raises(InvalidTransition, match="not one service"):
+        v.attach_scan("driving_licence", "image/jpeg", JPEG)
+    with pytest.raises(InvalidTransition, match="not one service"):
+        v.detach_scan("driving_licence")
+    v.back()
+    with pytest.raises(InvalidTransition, match="only on review"):
+        v.attach_scan("photo", "image/jpeg", JPEG)
+    assert v.view().scanned == ()
+
+
+@pytest.mark.parametrize(("media_type", "data", "says"), [
+    ("image/gif", b"GIF89a....", "cannot be sent"),
+    ("image/jpeg", b"", "empty"),
+    ("application/pdf", JPEG, "not application/pdf"),
+    ("image/jpeg", b"\xff\xd8\xff" + bytes(1024 * 1024), "more than the platform accepts"),
+])
+def test_a_scan_the_platform_would_refuse_is_refused_now(clock: Clock, media_type: str, data: bytes,
+                                                         says: str) -> None:
+    from kiosk.session import ScanError
+
+    v = _with_materials(clock)
+    with pytest.raises(ScanError, match=says):
+        v.attach_scan("photo", media_type, data)
+    assert v.session.scans == {} and v.view().scanned == ()
+
+
+def test_scans_are_overwritten_at_the_end_of_the_visit(clock: Clock) -> None:
+    sent: list[dict[str, str]] = []
+    v = _with_materials(clock, submitter=lambda s, svc, a: sent.append(
+        {k: bytes(scan.data).decode("latin-1")[:4] for k, scan in s.scans.items()}) or Receipt("R-1", True))
+    v.attach_scan("photo", "image/jpeg", bytearray(JPEG))
+    v.attach_scan("household_register", "application/pdf", PDF)
+    buffers = [scan.data for scan in v.session.scans.values()]
+    assert "page-one" not in repr(v.session.scans) and "bytes" in repr(v.session.scans["photo"])
+    v.confirm()
+    assert sent == [{"photo": "\xff\xd8\xff\xe0", "household_register": "%PDF"}]  # the submitter saw them
+    v.finish()
+    assert all(buf == bytes(len(buf)) and len(buf) for buf in buffers)  # overwritten in place
+    assert v.session.is_empty and v.session.scans == {}
+
+
+def test_timeout_on_review_wipes_the_scans(clock: Clock) -> None:
+    v = _with_materials(clock)
+    v.attach_scan("photo", "image/jpeg", JPEG)
+    buffer = v.session.scans["photo"].data
+    clock.now += 200
+    v.tick()
+    clock.now += 200
+    v.tick()
+    assert v.step is Step.ATTRACT and buffer == bytes(len(JPEG)) and v.session.is_empty

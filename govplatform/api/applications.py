@@ -4,14 +4,16 @@ A submission carries the citizen's identity itself (a queued one may arrive afte
 token expired). It is checked against the catalogue: the item exists, required fields
 are answered and well-formed, a material is promised only where the item allows
 "告知承诺+容缺办理", an e-licence is used only where one replaces the paper and the
-citizen holds it, and every required material is there. Accepted -> one receipt
-number, one task per department (lead and cooperating), history entries.
+citizen holds it, a scan is one the platform already stores (PUT /v1/scans first), and
+every required material is there. Accepted -> one receipt number, one task per department
+(lead and cooperating), history entries.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import re
+from collections.abc import Container
 from typing import Any
 
 from fastapi import APIRouter
@@ -22,6 +24,7 @@ from sqlalchemy.orm import Session
 from govplatform import models as m
 from govplatform import residents
 from govplatform.api.deps import CitizenDep, IdempotencyKey, PlatformDep, TerminalDep, as_json, idempotent
+from govplatform.api.scans import UPLOAD_FIRST, scan_digest, stored_scans
 from govplatform.catalogue import get_item
 from govplatform.errors import ApiError, errors, invalid, invalid_many
 from govplatform.privacy import mask_id_number
@@ -67,8 +70,10 @@ def _value_problem(field: dict[str, Any], value: str) -> str | None:
     return None
 
 
-def check_application(item: dict[str, Any], body: ApplicationRequest) -> list[dict[str, str]]:
-    """Every way the submission disagrees with the catalogue item, as {field, problem}."""
+def check_application(item: dict[str, Any], body: ApplicationRequest,
+                      stored: Container[str] = frozenset()) -> list[dict[str, str]]:
+    """Every way the submission disagrees with the catalogue item, as {field, problem}.
+    `stored`: the SHA-256s, among those the scanned materials name, of scans the platform holds."""
     problems: list[dict[str, str]] = []
     number = body.citizen.id_number.upper()
     if len(number) == 18:
@@ -121,6 +126,15 @@ def check_application(item: dict[str, Any], body: ApplicationRequest) -> list[di
                                      "problem": f"the citizen holds no e-licence of type {licence_type!r}: scan "
                                                 "the paper instead" + (" or promise it" if mat.get("promise_allowed")
                                                                        else "")})
+        elif given.provided == "scan":
+            digest = scan_digest(given.reference)
+            if digest is None:
+                problems.append({"field": f"{where}.reference",
+                                 "problem": f"a scanned material {given.id!r} needs the reference \"scan:<sha256>\" "
+                                            f"that PUT /v1/scans answers: {UPLOAD_FIRST}"})
+            elif digest not in stored:
+                problems.append({"field": f"{where}.reference",
+                                 "problem": f"the platform stores no scan {given.reference}: {UPLOAD_FIRST}"})
     for mat_id, mat in materials.items():
         if mat.get("required") and mat_id not in seen:
             problems.append({"field": "materials", "problem": f"required material {mat_id!r} "
@@ -217,7 +231,8 @@ def submit(body: ApplicationRequest, platform: PlatformDep, terminal: TerminalDe
         if item is None:
             raise ApiError(404, "not_found", f"no catalogue item {body.item_id!r}: see GET /v1/catalogue")
         check_face(body.face_check, platform.settings.require_face_check)
-        problems = check_application(item, body)
+        scanned = [d for g in body.materials if g.provided == "scan" and (d := scan_digest(g.reference))]
+        problems = check_application(item, body, stored_scans(s, scanned))
         if problems:
             raise invalid_many(problems)
         check_terminal_receipt(s, body, terminal.terminal_id)

@@ -8,6 +8,8 @@ for the operation and the body must match its schema.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import json
 import os
 import re
@@ -147,7 +149,9 @@ def start_server(data_dir: Path, port: int = 0, **settings: str) -> Iterator[Ser
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise RuntimeError(f"platform did not become healthy; log:\n{log_file.read_text()}")
             time.sleep(0.1)
-        yield Server(url, data_dir, env, proc, log_file, settings.get("database_url", ""))
+        server = Server(url, data_dir, env, proc, log_file, settings.get("database_url", ""))
+        upload_sample_scan(server)
+        yield server
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -209,6 +213,13 @@ class Terminal:
             check_contract(resp)
         return resp
 
+    def put_scan(self, data: bytes, media_type: str = "image/jpeg", sha256: str | None = None,
+                 **options: Any) -> requests.Response:
+        """Upload a scan as a kiosk does: raw bytes, their SHA-256 in the path, signed."""
+        digest = sha256 or hashlib.sha256(data).hexdigest()
+        headers = {"Content-Type": media_type, **options.pop("headers", {})}
+        return self.call("PUT", f"/v1/scans/{digest}", raw=data, headers=headers, **options)
+
     def identify(self, card: dict[str, Any], visit_id: str | None = None,
                  face_check: dict[str, Any] | None = None) -> dict[str, Any]:
         payload: dict[str, Any] = {"visit_id": visit_id or new_visit(), "card": card}
@@ -256,6 +267,37 @@ PASSED_FACE = {"method": "card_photo_1to1", "passed": True, "score": 0.81, "live
                "evidence_signature": "ab" * 32}
 
 
+# -- scans ---------------------------------------------------------------------------------------
+def jpeg(size: tuple[int, int] = (64, 48), shade: int = 235) -> bytes:
+    """A small real JPEG (a grey page); another `shade` makes other bytes, so another scan."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", size, shade).save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def pdf(page: bytes | None = None) -> bytes:
+    """A one-page PDF around a JPEG, as the terminal's scanner makes it (img2pdf)."""
+    import img2pdf
+
+    return bytes(img2pdf.convert(page or jpeg()))
+
+
+def scan_reference(data: bytes) -> str:
+    return "scan:" + hashlib.sha256(data).hexdigest()
+
+
+SAMPLE_SCAN = jpeg()
+SAMPLE_SCAN_REFERENCE = scan_reference(SAMPLE_SCAN)
+
+
+def upload_sample_scan(server: Server) -> None:
+    """Every harness server holds SAMPLE_SCAN, so `materials_for` can name it in any submission."""
+    resp = server.enrol("T-HARNESS-SCANS").put_scan(SAMPLE_SCAN, "image/jpeg")
+    assert resp.status_code in (200, 201), resp.text
+
+
 # -- building a valid submission from the catalogue -----------------------------------------------
 SAMPLE_VALUES = {"text": "测试内容", "date": "2025-03-01", "phone": "13800000011", "number": "1"}
 
@@ -274,13 +316,14 @@ def answers_for(item: dict[str, Any], prefilled: dict[str, Any] | None = None) -
 
 
 def materials_for(item: dict[str, Any], held: frozenset[str] | set[str] = frozenset()) -> list[dict[str, str]]:
-    """Every material provided: by e-licence when the citizen holds it, else scanned."""
+    """Every material provided: by e-licence when the citizen holds it, else scanned (the sample
+    scan every harness server holds)."""
     out = []
     for mat in item["materials"]:
         if mat["e_licence"] and mat["e_licence"] in held:
             out.append({"id": mat["id"], "provided": "e_licence"})
         else:
-            out.append({"id": mat["id"], "provided": "scan", "reference": f"scan-{mat['id']}"})
+            out.append({"id": mat["id"], "provided": "scan", "reference": SAMPLE_SCAN_REFERENCE})
     return out
 
 

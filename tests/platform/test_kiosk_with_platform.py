@@ -7,6 +7,7 @@ exactly once: checked in the platform's own database.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from typing import Any
 
 import pytest
 from faultproxy import FaultProxy
-from govplatform_harness import ROOT, Server
+from govplatform_harness import ROOT, Server, answers_for, card_from_emulator, jpeg, pdf
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 SUBMIT = SCENARIOS / "submit_to_platform.toml"
@@ -291,3 +292,146 @@ def test_ratings_and_consultations_go_through_the_outbox_once(clean: Kiosk, tmp_
     assert clean.server.db_count("SELECT count(*) FROM ratings WHERE comment = :c", c=f"很方便 {visit_id}") == 1
     assert clean.server.db_count("SELECT count(*) FROM consultations WHERE text = :t",
                                  t=f"怎么打印缴费证明？{visit_id}") == 1
+
+
+# -- scanned paper materials -----------------------------------------------------------------------------
+@dataclass
+class ResidentCard:
+    """The card read as the visit holds it (devices.idcard's IdentityCard duck type), from the emulator's card."""
+
+    card_type: str
+    id_number: str
+    name: str
+    gender: str = "1"
+    wiped: bool = False
+
+    def validity_problem(self, today: Any) -> str | None:
+        return None
+
+    def wipe(self) -> None:
+        self.id_number = self.name = ""
+        self.wiped = True
+
+
+def _in_process_terminal(kiosk: Kiosk) -> Any:
+    """The kiosk's PlatformLink in this process: its key, its outbox (one outbox per terminal id, as
+    the outbox numbers, printed as terminal receipts, are unique per terminal only through it)."""
+    from config import load_config
+    from kiosk.platform_link import PlatformLink
+
+    return PlatformLink(load_config(environ=kiosk.env()), kiosk.data_dir)
+
+
+def _application(server: Server, receipt: str) -> dict[str, Any]:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(server.db_url)
+    try:
+        with engine.connect() as conn:
+            visit_id, materials = conn.execute(text(
+                "SELECT visit_id, materials FROM applications WHERE receipt_number = :r"), {"r": receipt}).one()
+    finally:
+        engine.dispose()
+    materials = materials if isinstance(materials, list) else json.loads(materials)
+    return {"visit_id": visit_id, "materials": {m["id"]: m for m in materials}}
+
+
+def test_scans_queued_while_the_platform_is_down_arrive_with_their_application(clean: Kiosk) -> None:
+    """Scanned at the kiosk while the platform is away: the citizen leaves with a local receipt; the
+    scans wait sealed in the outbox and go up first when it is back; the application names them."""
+    from kiosk.govclient import PlatformClient, PlatformUnavailable
+    from kiosk.visit import Step, Visit
+
+    link = _in_process_terminal(clean)
+    try:
+        catalogue = link.load_catalogue()
+        assert catalogue is not None
+        item = next(i for i in json.loads(link.cache_file.read_text(encoding="utf-8"))["items"]
+                    if i["id"] == "social-security-card")
+        # photo: no e-licence, cannot be promised -> scanned; old_card: may be promised, scanned instead;
+        # id_card: scanned too, but the card just read is the e-licence, which wins (the scan stays home)
+        photo, old_card, id_scan = jpeg(shade=61), pdf(jpeg(shade=62)), jpeg(shade=63)
+        card = card_from_emulator("resident")
+        before = applications(clean.server)
+
+        clean.proxy.set("down")
+        visit = Visit(catalogue, submitter=link.submit)
+        visit.start()
+        visit.card_read(ResidentCard(card["card_type"], card["id_number"], card["name"]))
+        visit.choose(item["id"])
+        for key, value in answers_for(item).items():
+            if not visit.session.answers.get(key):
+                visit.correct(key, value)
+        visit.attach_scan("photo", "image/jpeg", photo)
+        visit.attach_scan("old_card", "application/pdf", old_card)
+        visit.attach_scan("id_card", "image/jpeg", id_scan)
+        assert visit.view().scanned == ("id_card", "photo", "old_card")
+        buffers = [scan.data for scan in visit.session.scans.values()]
+        visit.confirm()
+        view = visit.view()
+        assert view.step is Step.FINISH and view.message_key == "finish.queued", view
+        assert re.fullmatch(rf"L\d{{8}}-{TERMINAL_ID}-\d{{6}}", view.receipt or "")
+        visit.finish()
+        assert all(buf == bytes(len(buf)) for buf in buffers)  # the session's copies are overwritten
+        outbox_files = b"".join(p.read_bytes() for p in (clean.data_dir / "outbox").iterdir())
+        assert not any(scan[100:140] in outbox_files for scan in (photo, old_card, id_scan))  # sealed only
+
+        clean.proxy.set("pass")
+        entry = link.outbox.get(int((view.receipt or "").rsplit("-", 1)[1]))
+
+        class LosesTheAnswer(PlatformClient):
+            """The platform accepts the application, the answer is lost on the way back."""
+
+            def submit_application(self, payload: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+                super().submit_application(payload, idempotency_key)
+                raise PlatformUnavailable("the answer was lost on the way back (test)")
+
+        lost = LosesTheAnswer(clean.url, TERMINAL_ID, link.client.keypair, timeout_s=5, retries=0)
+        assert link.deliverer.deliver(entry, lost).state == "pending"
+        delivered = link.deliverer.deliver(entry)  # scans again (200), the same body, the same key
+        assert delivered.state == "delivered", delivered.last_error
+        assert link.outbox.attachments(delivered) == []  # erased with the payload
+    finally:
+        link.stop()
+
+    new = [r for r in applications(clean.server) if r not in before]
+    assert len(new) == 1 and new[0][0] == delivered.remote_receipt  # the first answer, once
+    stored = _application(clean.server, new[0][0])["materials"]
+    digest = {name: hashlib.sha256(data).hexdigest() for name, data in
+              (("photo", photo), ("old_card", old_card), ("id_card", id_scan))}
+    assert stored["photo"] == {"id": "photo", "provided": "scan", "reference": f"scan:{digest['photo']}"}
+    assert stored["old_card"] == {"id": "old_card", "provided": "scan", "reference": f"scan:{digest['old_card']}"}
+    assert stored["id_card"]["provided"] == "e_licence"
+    for name, media_type, data in (("photo", "image/jpeg", photo), ("old_card", "application/pdf", old_card)):
+        assert clean.server.db_count("SELECT count(*) FROM scans WHERE sha256 = :d AND terminal_id = :t AND "
+                                     "media_type = :m AND size = :n", d=digest[name], t=TERMINAL_ID,
+                                     m=media_type, n=len(data)) == 1
+    assert clean.server.db_count("SELECT count(*) FROM scans WHERE sha256 = :d", d=digest["id_card"]) == 0
+
+
+def test_a_scan_the_platform_refuses_rejects_its_application(clean: Kiosk, tmp_path: Path) -> None:
+    """Wrong content for its type, or larger than the platform takes: final, said plainly, nothing sent."""
+    from govapi.signing import KeyPair
+    from kiosk.delivery import Deliverer
+    from kiosk.govclient import PlatformClient, new_idempotency_key
+    from kiosk.outbox import Outbox
+
+    keys = KeyPair.load(clean.data_dir / "keys" / "terminal.key")
+    outbox = Outbox(tmp_path / "outbox.db", tmp_path / "keys" / "outbox.key", TERMINAL_ID)
+    # straight to the platform: the fault proxy is not meant for bodies the platform answers before reading
+    deliverer = Deliverer(outbox, PlatformClient(clean.server.url, TERMINAL_ID, keys, timeout_s=10, retries=0))
+    before = applications(clean.server)
+    png_that_is_a_jpeg, too_large = jpeg(shade=64), jpeg(shade=65) + bytes(1024 * 1024)
+    for media_type, data, says in (("image/png", png_that_is_a_jpeg, "422 scan_content_mismatch"),
+                                   ("image/jpeg", too_large, "413 body_too_large")):
+        ref = "scan:" + hashlib.sha256(data).hexdigest()
+        payload = {"item_id": "social-security-card", "visit_id": f"visit-{time.time_ns()}",
+                   "materials": [{"id": "photo", "provided": "scan", "reference": ref}]}
+        entry = outbox.enqueue("application", payload, new_idempotency_key(), attachments=[(media_type, data)])
+        done = deliverer.deliver(entry)
+        assert done.state == "rejected", done
+        assert says in done.last_error and "the scan of material photo" in done.last_error
+        assert "the application was not sent" in done.last_error
+        assert clean.server.db_count("SELECT count(*) FROM scans WHERE sha256 = :d", d=ref[5:]) == 0
+    outbox.close()
+    assert applications(clean.server) == before
