@@ -16,8 +16,9 @@ what a terminal accepts is set in `CodeRules`, whose defaults are given here):
        |  12 digits    check character over the 12 digits: ISO 7064 MOD 11-2
        prefix (CodeRules.appointment_prefix, default "YY")
 
-   The 12 digits are assigned by the booking system (suggested: the booked day YYMMDD
-   and a 6-digit serial). The check character is ISO 7064 MOD 11-2, the algorithm of
+   The 12 digits are the platform's booking number without its century: the booking day
+   YYMMDD and a 6-digit serial (govapi/appointment_codes.py, shared with the platform,
+   which issues the code with every booking). The check character is ISO 7064 MOD 11-2, the algorithm of
    the ID-card number: "0"-"9" or "X" (uppercase). It catches every single wrong digit
    and every swap of two adjacent different digits. `make_appointment_code` generates.
    A code that starts with the prefix and is otherwise made of digits and "X" is judged
@@ -65,6 +66,10 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import quote
 
+from govapi.appointment_codes import CHECK_CHARS as _CHECK_CHARS
+from govapi.appointment_codes import DIGITS as _APPOINTMENT_DIGITS
+from govapi.appointment_codes import make_appointment_code, mod11_2_check
+
 KINDS = ("e_licence", "e_id", "appointment")
 
 # text keys of the citizen-facing messages, one per way a code is refused
@@ -80,8 +85,6 @@ REASON_KEYS = (
     "code.wrong_kind",
 )
 
-_CHECK_CHARS = "0123456789X"
-_APPOINTMENT_DIGITS = 12
 _REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
 _DANGEROUS_SCHEMES = {"http", "javascript", "data", "vbscript", "file", "blob"}
@@ -213,23 +216,6 @@ DEFAULT_RULES = CodeRules()
 
 
 # -- appointment codes -------------------------------------------------------------------------------
-def mod11_2_check(digits: str) -> str:
-    """ISO 7064 MOD 11-2 check character ("0"-"9" or "X") of a string of decimal digits."""
-    if not digits or not digits.isascii() or not digits.isdigit():
-        raise ValueError("MOD 11-2 needs one or more decimal digits")
-    p = 0
-    for c in digits:
-        p = (p + int(c)) * 2 % 11
-    return _CHECK_CHARS[(12 - p) % 11]
-
-
-def make_appointment_code(number: str, prefix: str = "YY") -> str:
-    """prefix + the 12-digit appointment number + its check character."""
-    if len(number) != _APPOINTMENT_DIGITS or not number.isascii() or not number.isdigit():
-        raise ValueError(f"an appointment number is {_APPOINTMENT_DIGITS} decimal digits")
-    return prefix + number + mod11_2_check(number)
-
-
 def _appointment(text: str, rules: CodeRules) -> ScannedCode:
     body = text[len(rules.appointment_prefix):]
     if len(body) != _APPOINTMENT_DIGITS + 1 or not body[:-1].isdigit() or body[-1] not in _CHECK_CHARS:

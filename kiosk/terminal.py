@@ -18,6 +18,7 @@ from devices import registry
 from devices.base import Device, DeviceEvent, DeviceState
 from devices.supervisor import Supervisor
 from kiosk.catalogue import Catalogue
+from kiosk.checkin import CheckIn
 from kiosk.face_check import FaceCheck, cooperative_citizen
 from kiosk.handout import HandoutDesk, usable
 from kiosk.platform_link import PlatformLink
@@ -62,6 +63,8 @@ class Terminal:
             self.link.on_catalogue = self.visit.replace_catalogue
         self.handout = HandoutDesk(self.visit, cfg, self.devices.get, self.link)
         self.visit.subscribe(self.handout.on_view)
+        self.checkin = CheckIn(self.visit, cfg, self.devices.get, self.link)
+        self.visit.subscribe(self.checkin.on_view)
         self.face: FaceCheck | None = None
         if cfg.face.enabled:
             camera_cfg = cfg.devices.get(cfg.face.camera)
@@ -105,6 +108,7 @@ class Terminal:
             self.link.start()
         if self.face is not None and self.cfg.face.camera in self.emulators:
             self.face.on_prompt = cooperative_citizen(self.emulators[self.cfg.face.camera])
+        self.checkin.on_view(self.visit.view())  # the attract screen listens for appointment codes
         self.supervisor = Supervisor(list(self.devices.values()))
         if supervise:
             self.supervisor.start()
@@ -139,6 +143,8 @@ class Terminal:
                 self.visit.card_failed()
         elif event.kind == "card_removed":
             self.visit.card_removed()
+        elif event.kind in ("code_scanned", "code_unreadable"):
+            self.checkin.on_event(event.kind, event.data)
         elif event.kind == "status_changed" and event.source in (self.cfg.handout.receipt_printer,
                                                                    self.cfg.handout.a4_printer):
             self.update_equipment()

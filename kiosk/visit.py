@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from kiosk.catalogue import Catalogue, Service
-from kiosk.session import Session
+from kiosk.session import Scan, Session
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +27,7 @@ class Step(str, enum.Enum):
     CHOOSE = "choose"
     REVIEW = "review"
     FINISH = "finish"
+    TICKET = "ticket"  # 预约取号: an appointment code held up on the attract screen
 
 
 class InvalidTransition(RuntimeError):
@@ -92,6 +93,7 @@ class View:
     reason: str = ""  # why the view changed: "start", "card", "timeout", ...
     handout: Handout | None = None  # the finish step's receipt/certificate, once printing began
     notices: tuple[str, ...] = ()  # equipment notices on the choose step (no receipt paper, ...)
+    scanned: tuple[str, ...] = ()  # material ids with a scan attached, on the review step
 
 
 Listener = Callable[[View], None]
@@ -103,6 +105,7 @@ _TITLES = {
     Step.CHOOSE: ("choose.title", "choose.prompt"),
     Step.REVIEW: ("review.title", "review.prompt"),
     Step.FINISH: ("finish.title", "finish.prompt"),
+    Step.TICKET: ("ticket.title", "ticket.prompt"),
 }
 
 
@@ -164,10 +167,11 @@ class Visit:
             warning = None
             if self._warning_deadline is not None:
                 warning = max(0, int(round(self._warning_deadline - self.clock())))
-            handout = self._handout if self.step is Step.FINISH else None
+            handout = self._handout if self.step in (Step.FINISH, Step.TICKET) else None
             notices = self._notices if self.step is Step.CHOOSE else ()
+            scanned = self._scanned() if self.step is Step.REVIEW else ()
             return View(self.step, self.language, title_key, prompt_key, values, self._message,
-                        services, fields, warning, self._receipt, reason, handout, notices)
+                        services, fields, warning, self._receipt, reason, handout, notices, scanned=scanned)
 
     def _publish(self, reason: str) -> None:
         view = self.view(reason)
@@ -223,6 +227,48 @@ class Visit:
             self._last_activity = self.clock()
             self._publish("correct")
 
+    # -- scanned paper materials (review step) -----------------------------------------------
+    def _material_ids(self) -> tuple[str, ...]:
+        """The materials the chosen service asks for, in catalogue order."""
+        if self.session.service_id is None:
+            return ()
+        return tuple(m.id for m in self.catalogue.get(self.session.service_id).materials)
+
+    def _scanned(self) -> tuple[str, ...]:
+        """Attached scans of the chosen service's materials: exactly what a confirm sends."""
+        return tuple(mid for mid in self._material_ids() if mid in self.session.scans)
+
+    def attach_scan(self, material_id: str, media_type: str, data: bytes | bytearray) -> None:
+        """The citizen scanned the paper of one material; a new scan replaces (and wipes) the
+        earlier one. Raises InvalidTransition off the review step or for a material the service
+        does not ask for, ScanError for bytes the platform would refuse (scan again)."""
+        with self._lock:
+            self._require(Step.REVIEW)
+            if material_id not in self._material_ids():
+                raise InvalidTransition(f"material {material_id!r} is not one service "
+                                        f"{self.session.service_id!r} asks for")
+            scan = Scan.of(media_type, data)
+            earlier = self.session.scans.pop(material_id, None)
+            if earlier is not None:
+                earlier.wipe()
+            self.session.scans[material_id] = scan
+            self._last_activity = self.clock()
+            self._publish("scan_attached")
+
+    def detach_scan(self, material_id: str) -> None:
+        """The citizen takes a scan back: its bytes are wiped now, not at the end of the visit.
+        Detaching a material that has no scan changes nothing (a double tap)."""
+        with self._lock:
+            self._require(Step.REVIEW)
+            if material_id not in self._material_ids():
+                raise InvalidTransition(f"material {material_id!r} is not one service "
+                                        f"{self.session.service_id!r} asks for")
+            scan = self.session.scans.pop(material_id, None)
+            self._last_activity = self.clock()
+            if scan is not None:
+                scan.wipe()
+                self._publish("scan_detached")
+
     def confirm(self) -> None:
         with self._lock:
             self._require(Step.REVIEW)
@@ -264,6 +310,9 @@ class Visit:
             if self.step is Step.REVIEW:
                 self.session.service_id = None
                 self.session.answers.clear()
+                for scan in self.session.scans.values():  # papers of a service no longer chosen
+                    scan.wipe()
+                self.session.scans.clear()
                 self._go(Step.CHOOSE, "back")
             elif self.step in (Step.IDENTIFY, Step.FACE, Step.CHOOSE):
                 self.wipe("back")
@@ -278,7 +327,7 @@ class Visit:
     def finish(self) -> None:
         """The citizen is done (or leaves the finish screen): wipe and return to attract."""
         with self._lock:
-            self._require(Step.FINISH)
+            self._require(Step.FINISH, Step.TICKET)
             self.wipe("finished")
 
     def keep_alive(self) -> None:
@@ -361,12 +410,30 @@ class Visit:
                 self._message = "identify.reader_offline"
                 self._publish("reader_offline")
 
+    # -- an appointment code on the attract screen (driven by the terminal's check-in) -----
+    def code_refused(self, reason_key: str) -> None:
+        """A code was held up that cannot be used here: say why, calmly, on the attract screen."""
+        with self._lock:
+            if self.step is not Step.ATTRACT:
+                return
+            self._message = reason_key
+            self._publish("code_refused")
+
+    def ticket_started(self) -> str:
+        """A valid appointment code: the queue ticket is being fetched. Returns the visit id
+        that the check-in's updates (`handout_changed`) must carry."""
+        with self._lock:
+            self._require(Step.ATTRACT)
+            self.session = Session()
+            self._go(Step.TICKET, "checkin")
+            return self.session.visit_id
+
     # -- what the citizen takes away (driven by the terminal's print worker) ----------------
     def handout_changed(self, visit_id: str, handout: Handout) -> None:
         """Printing got further (or failed and another way is offered). Ignored when the visit
         it belongs to is over, so a slow printer never writes into the next citizen's screen."""
         with self._lock:
-            if self.step is not Step.FINISH or self.session.visit_id != visit_id:
+            if self.step not in (Step.FINISH, Step.TICKET) or self.session.visit_id != visit_id:
                 return
             self._handout = handout
             self._last_activity = self.clock()

@@ -43,7 +43,7 @@ from screens.attract import AttractScreen
 from screens.base import KioskScreen
 from screens.choose import ChooseScreen
 from screens.face import FaceScreen
-from screens.finish import FinishScreen
+from screens.finish import FinishScreen, TicketScreen
 from screens.fonts import register_chinese_font
 from screens.identify import IdentifyScreen
 from screens.idle import IdleOverlay
@@ -53,7 +53,7 @@ from screens.theme import Theme
 log = logging.getLogger(__name__)
 
 SCREENS: tuple[type[KioskScreen], ...] = (AttractScreen, IdentifyScreen, FaceScreen, ChooseScreen,
-                                           ReviewScreen, FinishScreen)
+                                           ReviewScreen, FinishScreen, TicketScreen)
 # what a touch may ask of the visit; "language" toggles to the next language
 ACTIONS = ("start", "choose", "correct", "confirm", "back", "cancel", "finish", "keep_alive",
            "language", "request_sms")

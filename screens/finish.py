@@ -60,4 +60,10 @@ class FinishScreen(KioskScreen):
         self.handout_text, self.sms_offered, self.qr, self._qr_data = "", False, None, None
 
 
+class TicketScreen(FinishScreen):
+    """预约取号: the queue number and the ticket's printing, laid out like the finish screen."""
+
+    step = "ticket"
+
+
 Builder.load_file(str(Path(__file__).with_name("finish.kv")))
