@@ -19,6 +19,7 @@ from govplatform.api import (
     applications,
     appointments,
     catalogue,
+    checkin,
     certificates,
     citizens,
     consultations,
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     app.state.sms_gateway = load_gateway(settings, platform.secret)
     app.state.public_rate_limiter = RateLimiter(settings.public_rate_limit_per_minute)
     for module in (health, terminals, citizens, catalogue, scans, applications, certificates, sms, ratings,
-                   consultations, appointments, public):
+                   consultations, appointments, checkin, public):
         app.include_router(module.router)
     install_error_handlers(app)
     app.add_middleware(SignedRequestMiddleware, platform=platform)

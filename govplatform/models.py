@@ -261,6 +261,8 @@ class AppointmentBooking(Base):
     citizen_name: Mapped[str] = mapped_column(String(100))
     status: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime())
+    ticket_number: Mapped[str | None] = mapped_column(String(8), nullable=True)  # once checked in
+    checked_in_at: Mapped[dt.datetime | None] = mapped_column(DateTime(), nullable=True)
 
     slot: Mapped[AppointmentSlot] = relationship()
 

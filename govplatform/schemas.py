@@ -392,6 +392,23 @@ class BookingAccepted(Out):
     status: Literal["booked"]
     item_id: str
     slot: Slot
+    appointment_code: str = Field(description="what the citizen shows a terminal's QR scanner to check in "
+                                  "(预约码: YY + YYMMDD + 6-digit serial + MOD 11-2 check character)")
+
+
+class CheckInRequest(Request):
+    appointment_code: str = Field(pattern=r"^YY[0-9]{12}[0-9X]$", description="the code of the booking")
+
+
+class CheckedIn(Out):
+    booking_number: str
+    ticket_number: str = Field(description="the queue number the hall calls, e.g. A023")
+    item_id: str
+    title: Text
+    counter: Text = Field(description="where the number is called")
+    waiting_ahead: int = Field(ge=0, description="bookings of the same item checked in earlier today")
+    slot: Slot
+    checked_in_at: dt.datetime
 
 
 # -- certificates ----------------------------------------------------------------------------------

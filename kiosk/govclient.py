@@ -182,6 +182,11 @@ class PlatformClient:
     def application(self, receipt_number: str, token: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/applications/{receipt_number}", token=token)
 
+    def check_in(self, appointment_code: str, idempotency_key: str) -> dict[str, Any]:
+        """预约取号: the queue number for the booking of this code (the same one every time)."""
+        return self.request("POST", "/v1/appointments/check-in", {"appointment_code": appointment_code},
+                            idempotency_key=idempotency_key)
+
     def certificate(self, receipt_number: str, token: str) -> dict[str, Any]:
         return self.request("GET", f"/v1/applications/{receipt_number}/certificate", token=token)
 

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from govapi.appointment_codes import code_for_booking
 from govplatform import models as m
 from govplatform.api.deps import CitizenDep, IdempotencyKey, PlatformDep, TerminalDep, as_json, idempotent
 from govplatform.catalogue import get_item, load_catalogue
@@ -117,7 +118,7 @@ def book(body: BookingRequest, platform: PlatformDep, terminal: TerminalDep, cit
         log.info("booking %s: slot %d of %s for citizen %s", number, slot.id, slot.item_id,
                  mask_id_number(citizen.id_number))
         return 201, as_json(BookingAccepted(booking_number=number, status="booked", item_id=slot.item_id,
-                                            slot=_slot(slot)))
+                                            slot=_slot(slot), appointment_code=code_for_booking(number)))
 
     body_for_hash = {**body.model_dump(mode="json"), "citizen": citizen.citizen_key}
     return idempotent(platform, terminal.terminal_id, idempotency_key, "POST /v1/appointments", body_for_hash, create)

@@ -11,6 +11,7 @@ devices over real pseudo-terminals and a private CUPS) against the real platform
 """
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -177,3 +178,34 @@ def test_a4_out_of_paper_offers_the_verify_page_and_an_sms(clean: Setup) -> None
     assert runner.terminal.emulators["a4_printer"].printed() == []
     receipt = finish_view(runner).receipt
     assert clean.server.db_count("SELECT count(*) FROM sms_messages WHERE receipt_number = :r", r=receipt) == 1
+
+
+def test_an_appointment_code_on_the_attract_screen_prints_a_queue_ticket(clean: Setup, catalogue: dict,
+                                                                        resident_card: dict) -> None:
+    from test_platform_checkin import book
+
+    booked = book(clean.server, clean.server.enrol(), catalogue, resident_card, dt.timedelta(minutes=15))
+    runner = play(clean.config(KIOSK__DEVICES__QR_SCANNER__ENABLED="true"), [
+        {"do": "expect", "step": "attract"},
+        {"do": "device", "device": "qr_scanner", "call": "scan", "args": ["https://pay.example.com/qr?x=1"]},
+        {"do": "expect", "step": "attract", "notice": "code.untrusted_link"},
+        {"do": "device", "device": "qr_scanner", "call": "scan", "args": [booked["appointment_code"]]},
+        {"do": "expect", "step": "ticket", "handout": "ticket.printed", "within_s": 20},
+        {"do": "press", "button": "finish"},
+        {"do": "expect", "step": "attract"},
+    ])
+    handout = [v.handout for v in runner.views if v.handout is not None][-1]
+    ticket = handout.values["ticket"]
+    assert re.fullmatch(r"A\d{3}", ticket) and handout.values["counter"]
+    printed = runner.terminal.emulators["receipt_printer"].receipts()
+    assert len(printed) == 1 and printed[0].cut
+    assert "排队凭条" in printed[0].text and ticket in printed[0].text
+
+
+def test_a_mistyped_appointment_code_never_reaches_the_platform(clean: Setup) -> None:
+    clean.proxy.set("down")  # anything sent would fail: nothing must be
+    runner = play(clean.config(KIOSK__DEVICES__QR_SCANNER__ENABLED="true"), [
+        {"do": "device", "device": "qr_scanner", "call": "scan", "args": ["YY2611270000420"]},
+        {"do": "expect", "step": "attract", "notice": "code.bad_check_digit"},
+    ])
+    assert all(v.step.value == "attract" for v in runner.views)
