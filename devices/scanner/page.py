@@ -106,9 +106,19 @@ def order_corners(points: np.ndarray, portrait: bool = True) -> np.ndarray:
     pts = np.roll(pts, -start, axis=0)
     width = (np.linalg.norm(pts[1] - pts[0]) + np.linalg.norm(pts[2] - pts[3])) / 2
     height = (np.linalg.norm(pts[3] - pts[0]) + np.linalg.norm(pts[2] - pts[1])) / 2
-    if portrait != (height >= width):  # laid sideways: its top is the picture's left side
-        pts = np.roll(pts, 1, axis=0)
+    if portrait != (height >= width):
+        # the corner nearest the picture's top-left was the wrong one of two: near 45 degrees
+        # that is a neighbour either way, so take the one whose top edge runs most to the
+        # right; laid sideways (a tie), its top is the picture's left side
+        back, ahead = np.roll(pts, 1, axis=0), np.roll(pts, -1, axis=0)
+        pts = ahead if _rightward(ahead) > _rightward(back) + 0.05 else back
     return pts
+
+
+def _rightward(pts: np.ndarray) -> float:
+    """How much the edge from the first to the second corner points to the picture's right (-1..1)."""
+    edge = pts[1] - pts[0]
+    return float(edge[0] / (np.linalg.norm(edge) + 1e-9))
 
 
 def _quad(contour: np.ndarray) -> np.ndarray | None:

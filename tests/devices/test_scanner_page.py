@@ -251,3 +251,12 @@ def test_scanned_page_repr_shows_no_pixels() -> None:
     doc = render_document("form")
     shown = repr(ScannedPage(doc, 150.0, page.assess(doc, page.FLATBED_LIMITS), "flatbed"))
     assert "1240x1754" in shown and "[" not in shown
+
+
+@pytest.mark.parametrize("shift", range(4))
+def test_near_45_degrees_the_top_left_corner_is_still_the_pages(shift: int) -> None:
+    # a page turned 40 degrees and tilted: its top and left corners are almost equally near
+    # the picture's top-left (sums 991 and 999), so the first guess may be the wrong one
+    top, right, bottom, left = (857.1, 134.5), (1248.5, 462.9), (783.6, 1117.6), (293.1, 706.0)
+    truth = np.array([top, right, bottom, left], np.float32)
+    assert np.allclose(page.order_corners(np.roll(truth, shift, axis=0)), truth)
