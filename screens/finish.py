@@ -65,5 +65,10 @@ class TicketScreen(FinishScreen):
 
     step = "ticket"
 
+    def show(self, view: View, texts: Texts) -> None:
+        super().show(view, texts)
+        ticket = view.handout.values.get("ticket") if view.handout is not None else None
+        self.receipt_text = texts.get("ticket.number", view.language, ticket=ticket) if ticket else ""
+
 
 Builder.load_file(str(Path(__file__).with_name("finish.kv")))

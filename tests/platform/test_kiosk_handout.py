@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 from faultproxy import FaultProxy
-from govplatform_harness import ROOT, Server
+from govplatform_harness import ROOT, Server, start_server
 
 from config.loader import load_config
 from config.schema import KioskConfig
@@ -59,7 +59,14 @@ class Setup:
 
 
 @pytest.fixture(scope="module")
-def setup(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A platform of this module's own: check-in moves slots, which other modules book."""
+    yield from start_server(tmp_path_factory.mktemp("govplatform-handout"))
+
+
+@pytest.fixture(scope="module")
+def setup(own: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    server = own
     proxy = FaultProxy(int(server.url.rsplit(":", 1)[1]))
     url = proxy.start()
     data_dir = tmp_path_factory.mktemp("handout-kiosk")
@@ -180,11 +187,12 @@ def test_a4_out_of_paper_offers_the_verify_page_and_an_sms(clean: Setup) -> None
     assert clean.server.db_count("SELECT count(*) FROM sms_messages WHERE receipt_number = :r", r=receipt) == 1
 
 
-def test_an_appointment_code_on_the_attract_screen_prints_a_queue_ticket(clean: Setup, catalogue: dict,
-                                                                        resident_card: dict) -> None:
+def test_an_appointment_code_on_the_attract_screen_prints_a_queue_ticket(clean: Setup, resident_card: dict) -> None:
     from test_platform_checkin import book
 
-    booked = book(clean.server, clean.server.enrol(), catalogue, resident_card, dt.timedelta(minutes=15))
+    terminal = clean.server.enrol()
+    catalogue = terminal.call("GET", "/v1/catalogue").json()
+    booked = book(clean.server, terminal, catalogue, resident_card, dt.timedelta(minutes=15))
     runner = play(clean.config(KIOSK__DEVICES__QR_SCANNER__ENABLED="true"), [
         {"do": "expect", "step": "attract"},
         {"do": "device", "device": "qr_scanner", "call": "scan", "args": ["https://pay.example.com/qr?x=1"]},

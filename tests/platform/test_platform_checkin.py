@@ -1,20 +1,33 @@
 """预约取号: checking in with the appointment code of a booking, on the real platform process.
 
 A booking's slot is moved in the platform's own database to put it inside (or outside) the
-check-in window; everything else goes through the signed API and the contract check.
+check-in window; everything else goes through the signed API and the contract check. The
+module has a platform of its own: moved slots would change what other modules' tests see
+as the next free slot.
 """
 from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from govplatform_harness import Server, Terminal, new_key, new_visit
+from govplatform_harness import Server, Terminal, new_key, new_visit, start_server
 
 from govapi.appointment_codes import booking_for_code, code_for_booking, make_appointment_code
 
-_slots = itertools.count(20)  # each test books a slot of its own (one booking per citizen and slot)
+_slots = itertools.count()  # each test books a slot of its own (one booking per citizen and slot)
+
+
+@pytest.fixture(scope="module")
+def own(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    yield from start_server(tmp_path_factory.mktemp("govplatform-checkin"))
+
+
+@pytest.fixture(scope="module")
+def items(own: Server) -> dict[str, Any]:
+    return own.enrol().call("GET", "/v1/catalogue").json()
 
 
 def book(server: Server, t: Terminal, catalogue: dict[str, Any], card: dict[str, Any],
@@ -49,7 +62,8 @@ def test_the_code_stands_for_the_booking_number() -> None:
     assert booking_for_code(code[:-1] + ("0" if code[-1] != "0" else "1")) is None
 
 
-def test_check_in_gives_a_queue_number_once(server: Server, catalogue: dict, resident_card: dict) -> None:
+def test_check_in_gives_a_queue_number_once(own: Server, items: dict, resident_card: dict) -> None:
+    server, catalogue = own, items
     t = server.enrol()
     booked = book(server, t, catalogue, resident_card, dt.timedelta(minutes=10))
     assert booked["appointment_code"] == code_for_booking(booked["booking_number"])
@@ -65,8 +79,8 @@ def test_check_in_gives_a_queue_number_once(server: Server, catalogue: dict, res
                            "AND status = 'checked_in'", b=booked["booking_number"]) == 1
 
 
-def test_later_check_ins_wait_behind_earlier_ones(server: Server, catalogue: dict, resident_card: dict,
-                                                  ) -> None:
+def test_later_check_ins_wait_behind_earlier_ones(own: Server, items: dict, resident_card: dict) -> None:
+    server, catalogue = own, items
     t = server.enrol()
     one = check_in(t, book(server, t, catalogue, resident_card, dt.timedelta(minutes=5))["appointment_code"])
     two = check_in(t, book(server, t, catalogue, resident_card, dt.timedelta(minutes=5))["appointment_code"])
@@ -77,15 +91,17 @@ def test_later_check_ins_wait_behind_earlier_ones(server: Server, catalogue: dic
 
 @pytest.mark.parametrize(("starts_in", "error"), [(dt.timedelta(hours=3), "too_early"),
                                                   (dt.timedelta(hours=-2), "too_late")])
-def test_outside_the_window_is_409(server: Server, catalogue: dict, resident_card: dict,
+def test_outside_the_window_is_409(own: Server, items: dict, resident_card: dict,
                                    starts_in: dt.timedelta, error: str) -> None:
+    server, catalogue = own, items
     t = server.enrol()
     booked = book(server, t, catalogue, resident_card, starts_in)
     resp = check_in(t, booked["appointment_code"])
     assert resp.status_code == 409 and resp.json()["error"] == error, resp.text
 
 
-def test_unknown_and_malformed_codes(terminal: Terminal) -> None:
+def test_unknown_and_malformed_codes(own: Server) -> None:
+    terminal = own.enrol()
     unknown = check_in(terminal, make_appointment_code("000101999999"))
     assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
     good = make_appointment_code("261127000042")

@@ -229,6 +229,9 @@ def kiosk_app(xvfb: str, request: pytest.FixtureRequest, tmp_path: Path) -> Any:
             "SDL_AUDIODRIVER": "dummy", "SDL_VIDEO_X11_WMCLASS": "Kiosk",
             "KIOSK__DEVICES__IDCARD__ENABLED": "false",
             "KIOSK__DEVICES__CAMERA__ENABLED": "false", "KIOSK__FACE__ENABLED": "false",
+            # no printers or scanners: their notices (tested on their own) would move the buttons
+            "KIOSK__DEVICES__RECEIPT_PRINTER__ENABLED": "false", "KIOSK__DEVICES__A4_PRINTER__ENABLED": "false",
+            "KIOSK__DEVICES__SCANNER__ENABLED": "false", "KIOSK__DEVICES__QR_SCANNER__ENABLED": "false",
             "KIOSK__UI__FULLSCREEN": "false",
             "KIOSK__UI__WIDTH": str(SCREEN[0]), "KIOSK__UI__HEIGHT": str(SCREEN[1]),
             "KIOSK__VOICE__ENABLED": "false", "KIOSK__PLATFORM__URL": "",

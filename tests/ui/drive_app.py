@@ -46,6 +46,8 @@ DEFAULT_ENV = {"KIVY_NO_ARGS": "1", "KIVY_NO_FILELOG": "1", "KIVY_NO_CONSOLELOG"
                "SDL_AUDIODRIVER": "dummy", "SDL_VIDEO_X11_WMCLASS": "Kiosk",
                "KIOSK__DEVICES__IDCARD__ENABLED": "false", "KIOSK__UI__FULLSCREEN": "false",
                "KIOSK__DEVICES__CAMERA__ENABLED": "false", "KIOSK__FACE__ENABLED": "false",
+               "KIOSK__DEVICES__RECEIPT_PRINTER__ENABLED": "false", "KIOSK__DEVICES__A4_PRINTER__ENABLED": "false",
+               "KIOSK__DEVICES__SCANNER__ENABLED": "false", "KIOSK__DEVICES__QR_SCANNER__ENABLED": "false",
                "KIOSK__PLATFORM__URL": ""}  # the local catalogue: these tests are about screens
 _out_lock = threading.Lock()
 
@@ -76,7 +78,7 @@ def main() -> int:
         os.environ.setdefault(name, value)
     from config import load_config
     from kiosk.terminal import Terminal
-    from kiosk.visit import Receipt
+    from kiosk.visit import Handout, Receipt
 
     terminal = Terminal(load_config())
     terminal.start()
@@ -99,7 +101,8 @@ def main() -> int:
         screen, overlay = shown or (app.manager.current, bool(app.overlay and app.overlay.is_open))
         emit(event="view", step=view.step.value, reason=reason if reason is not None else view.reason,
              screen=screen, warning=view.warning_seconds, overlay=overlay, language=view.language,
-             message=view.message_key, targets=app.touch_targets(), regions=regions(app))
+             message=view.message_key, handout=view.handout.message_key if view.handout else None,
+             sms=view.handout.sms if view.handout else None, targets=app.touch_targets(), regions=regions(app))
 
     def all_texts(app: KioskApp) -> list[str]:
         """Every non-empty text held by any label of any screen, shown or not."""
@@ -163,6 +166,14 @@ def main() -> int:
                     receipt = cmd.get("receipt")
                     visit.submitter = ((lambda _s, _svc, _a, r=receipt: Receipt(r, delivered=True))
                                        if receipt else None)
+                elif do == "handout":  # stands for the print worker: paper failed, QR and SMS offered
+                    visit.handout_changed(visit.session.visit_id, Handout(
+                        cmd["key"], cmd.get("values", {}), cmd.get("qr"), cmd.get("sms", "")))
+                elif do == "ticket":  # stands for the check-in: an appointment code was scanned
+                    visit_id = visit.ticket_started()
+                    visit.handout_changed(visit_id, Handout(cmd["key"], cmd.get("values", {})))
+                elif do == "equipment":
+                    visit.set_equipment(tuple(cmd.get("notices", [])), frozenset(cmd.get("unavailable", [])))
                 elif do == "act":  # a touch on a button, without the pixels
                     Clock.schedule_once(lambda _dt, a=cmd["action"], args=cmd.get("args", []):
                                         app.act(a, *args))

@@ -226,3 +226,65 @@ def test_visits_reuse_the_same_widgets(kiosk_app):
     print(f"widgets {before['widgets']} -> {after['widgets']}, "
           f"RSS {before['rss_kb'] / 1024:.1f} -> {after['rss_kb'] / 1024:.1f} MB over 10 visits")
     assert after["widgets"] == before["widgets"], "widgets are created per visit and never freed"
+
+
+def test_printer_notices_paper_fallback_and_queue_ticket(kiosk_app):
+    """What the printers change on screen: notices before choosing, the QR code and the SMS
+    button when paper failed, and the queue-ticket screen of an appointment check-in."""
+    app = kiosk_app(KIOSK__VISIT__IDLE_TIMEOUT_S="60", KIOSK__VISIT__IDENTIFY_TIMEOUT_S="60")
+    app.wait_shot("attract")
+    app.click_target(app.ready, "start")
+    app.wait_view(step="identify", reason="start")
+    app.send(do="card", name="张三", id_number="110101199003071234", address="北京市东城区景山前街4号")
+    view = app.wait_view(step="choose", reason="card", screen="choose")
+    assert "choose:social-insurance-record" in view["targets"]
+
+    # the printers are out: said before anyone chooses, and what needs one is not offered
+    app.send(do="equipment", notices=["notice.no_receipt_paper", "notice.no_certificates"], unavailable=["service"])
+    view = app.wait_view(step="choose", reason="equipment", screen="choose")
+    assert not [t for t in view["targets"] if t.startswith("choose:")]
+    app.send(do="shot", name="choose-printer-notices")
+    app.wait_shot("choose-printer-notices")
+    app.send(do="equipment", notices=[], unavailable=[])
+    view = app.wait_view(step="choose", reason="equipment", screen="choose")
+
+    app.send(do="submitter", receipt="SQ20261127000042")
+    app.click_target(view, "choose:social-insurance-record")
+    view = app.wait_view(step="review", reason="choose", screen="review")
+    app.click_target(view, "confirm")
+    view = app.wait_view(step="finish", reason="submitted", screen="finish")
+    assert "request_sms" not in view["targets"]
+    # this terminal has no receipt printer: said at once, and without a platform no SMS either
+    view = app.wait_view(step="finish", reason="handout", handout="handout.no_printer", sms="")
+    assert "request_sms" not in view["targets"]
+
+    # the receipt printer ran out: the progress page as a QR code, and an SMS on request
+    app.send(do="handout", key="handout.paper_out", values={"receipt": "SQ20261127000042"},
+             qr="https://zwfw.example.gov.cn/progress/SQ20261127000042", sms="offer")
+    view = app.wait_view(step="finish", reason="handout", screen="finish", handout="handout.paper_out")
+    assert "request_sms" in view["targets"] and "finish" in view["targets"]
+    app.send(do="shot", name="finish-paper-out")
+    shot = app.wait_shot("finish-paper-out")
+    app.click_target(view, "request_sms")
+    view = app.wait_view(step="finish", reason="sms", screen="finish", sms="sending")
+    assert "request_sms" not in view["targets"]  # asked once: the button goes while it is sent
+    app.click_target(view, "finish")
+    view = app.wait_view(step="attract", reason="finished", screen="attract")
+    app.send(do="card_removed")
+
+    # 预约取号: an appointment code held up on the attract screen
+    app.send(do="ticket", key="ticket.printed", values={"ticket": "A023", "waiting": "3",
+                                                         "counter": "社保医保窗口（政务服务中心）"})
+    view = app.wait_view(step="ticket", reason="handout", screen="ticket")
+    assert "finish" in view["targets"]
+    app.send(do="shot", name="ticket")
+    app.wait_shot("ticket")
+    app.click_target(view, "finish")
+    app.wait_view(step="attract", reason="finished", screen="attract")
+
+    # the QR code is really on the screen, and decodes to the link
+    import zxingcpp
+    from PIL import Image
+
+    decoded = [r.text for r in zxingcpp.read_barcodes(Image.open(shot).convert("L"))]
+    assert decoded == ["https://zwfw.example.gov.cn/progress/SQ20261127000042"]
