@@ -68,7 +68,7 @@ from urllib.parse import quote
 
 from govapi.appointment_codes import CHECK_CHARS as _CHECK_CHARS
 from govapi.appointment_codes import DIGITS as _APPOINTMENT_DIGITS
-from govapi.appointment_codes import make_appointment_code, mod11_2_check
+from govapi.appointment_codes import make_appointment_code, mod11_2_check  # noqa: F401 - part of this API
 
 KINDS = ("e_licence", "e_id", "appointment")
 

@@ -66,6 +66,7 @@ import threading
 import time
 from pathlib import Path
 from typing import ClassVar, Literal, Self
+from devices.emulator_cli import run_standalone
 
 log = logging.getLogger(__name__)
 
@@ -623,9 +624,6 @@ Grp lp
         return f"unknown command {line.strip()!r}; type help"
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -637,32 +635,9 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--isolation", choices=("auto", "namespace", "etc"), default="auto",
                         help="how cups-pdf finds its config (see the module notes)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    emulator = CupsPdfEmulator(args.dir, port=args.port, queue=args.queue, isolation=args.isolation)
-    try:
-        address = emulator.start()
-    except (EmulatorError, OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(f"server {address} queue {emulator.queue} pdfs {emulator.output_dir}", flush=True)
-    print(CONSOLE_HELP, flush=True)
-    try:
-        for line in sys.stdin:
-            if line.strip() == "quit":
-                break
-            answer = emulator.command(line)
-            if answer:
-                print(answer, flush=True)
-        else:
-            print(f"serving {address}; Ctrl-C to stop", flush=True)
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+    return run_standalone(lambda: CupsPdfEmulator(args.dir, port=args.port, queue=args.queue, isolation=args.isolation),
+                          lambda emu, address: [f"server {address} queue {emu.queue} pdfs {emu.output_dir}", CONSOLE_HELP],
+                          (EmulatorError, OSError, ValueError))
 
 
 if __name__ == "__main__":

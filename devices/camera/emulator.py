@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import socket
 import sys
 import threading
@@ -49,6 +48,7 @@ import cv2
 import numpy as np
 
 from devices.camera.scene import FacePhotoError, Scene
+from devices.emulator_cli import run_standalone
 
 log = logging.getLogger(__name__)
 
@@ -486,9 +486,6 @@ def _pose_arguments(args: list[str]) -> dict[str, float]:
     return values
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -503,31 +500,9 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        emulator = CameraEmulator(args.faces_dir, args.person, args.fps, args.width, args.height, args.port)
-        url = emulator.start()
-    except (FacePhotoError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(f"url {url}", flush=True)
-    try:
-        for line in sys.stdin:
-            if line.strip() in ("quit", "exit"):
-                break
-            answer = emulator.command(line)
-            if answer:
-                print(answer, flush=True)
-        else:  # stdin closed (started in the background): serve until interrupted
-            print(f"serving {url}; Ctrl-C to stop", flush=True)
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+    return run_standalone(lambda: CameraEmulator(args.faces_dir, args.person, args.fps, args.width, args.height, args.port),
+                          lambda emu, url: [f"url {url}"],
+                          (FacePhotoError, ValueError, OSError))
 
 
 if __name__ == "__main__":

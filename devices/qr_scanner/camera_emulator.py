@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import signal
 import sys
 import threading
 
@@ -41,6 +40,7 @@ import segno
 
 from devices.camera.emulator import StreamingCameraEmulator, check_stream_settings
 from devices.camera.scene import room_background
+from devices.emulator_cli import run_standalone
 
 log = logging.getLogger(__name__)
 
@@ -295,9 +295,6 @@ def _show_arguments(rest: str) -> tuple[dict[str, float], str]:
     return options, rest
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -311,31 +308,9 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=640)
     parser.add_argument("--height", type=int, default=480)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        emulator = QrCameraEmulator(args.fps, args.width, args.height, args.port, args.text)
-        url = emulator.start()
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(f"url {url}", flush=True)
-    try:
-        for line in sys.stdin:
-            if line.strip() in ("quit", "exit"):
-                break
-            answer = emulator.command(line)
-            if answer:
-                print(answer, flush=True)
-        else:  # stdin closed (started in the background): serve until interrupted
-            print(f"serving {url}; Ctrl-C to stop", flush=True)
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+    return run_standalone(lambda: QrCameraEmulator(args.fps, args.width, args.height, args.port, args.text),
+                          lambda emu, url: [f"url {url}"],
+                          (ValueError, OSError))
 
 
 if __name__ == "__main__":

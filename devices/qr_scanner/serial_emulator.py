@@ -33,12 +33,12 @@ import errno
 import logging
 import os
 import select
-import signal
 import sys
 import threading
 import time
 import tty
 from pathlib import Path
+from devices.emulator_cli import run_standalone
 
 log = logging.getLogger(__name__)
 
@@ -377,9 +377,6 @@ class SerialQrEmulator:
         return f"unknown QR scanner command {line.strip()!r}; type help"
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -392,31 +389,9 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoding", default="utf-8")
     parser.add_argument("--baudrate", type=int, help="pace the line like a real one at this speed")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        emulator = SerialQrEmulator(args.link, args.suffix, args.encoding, args.baudrate)
-        path = emulator.start()
-    except (ValueError, LookupError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(f"port {emulator.port}" + (f" link {args.link}" if args.link else ""), flush=True)
-    try:
-        for line in sys.stdin:
-            if line.strip() in ("quit", "exit"):
-                break
-            answer = emulator.command(line)
-            if answer:
-                print(answer, flush=True)
-        else:  # stdin closed (started in the background): serve until interrupted
-            print(f"serving {path}; Ctrl-C to stop", flush=True)
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+    return run_standalone(lambda: SerialQrEmulator(args.link, args.suffix, args.encoding, args.baudrate),
+                          lambda emu, path: [f"port {emu.port}" + (f" link {args.link}" if args.link else "")],
+                          (ValueError, LookupError, OSError))
 
 
 if __name__ == "__main__":

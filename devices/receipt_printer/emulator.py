@@ -31,7 +31,6 @@ import logging
 import os
 import queue
 import select
-import signal
 import sys
 import tempfile
 import termios
@@ -45,6 +44,7 @@ from devices.receipt_printer import escpos as ep
 from devices.receipt_printer.document import PAPER_DOTS
 from devices.receipt_printer.emulator_model import Counters, PaperState, PrinterModel
 from devices.receipt_printer.emulator_render import Receipt, save_png
+from devices.emulator_cli import run_standalone
 
 log = logging.getLogger(__name__)
 
@@ -451,9 +451,6 @@ class EscPosEmulator:
             log.exception("ESC/POS emulator stopped")
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -466,31 +463,10 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paper-width", type=int, default=80, choices=sorted(PAPER_DOTS))
     parser.add_argument("--baudrate", type=int, help="emulate the timing of a serial line at this baud rate")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _terminate)
-    emulator = EscPosEmulator(link=args.link, out_dir=args.out, encoding=args.encoding,
-                              paper_width=args.paper_width, baudrate=args.baudrate)
-    try:
-        path = emulator.start()
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(f"port {path}; receipts go to {emulator.out_dir}", flush=True)
-    print(CONSOLE_HELP, flush=True)
-    try:
-        for line in sys.stdin:
-            if line.strip() == "quit":
-                break
-            print(emulator.command(line), flush=True)
-        else:
-            print(f"serving {path}; Ctrl-C to stop", flush=True)
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+    return run_standalone(lambda: EscPosEmulator(link=args.link, out_dir=args.out, encoding=args.encoding,
+                                                  paper_width=args.paper_width, baudrate=args.baudrate),
+                          lambda emu, path: [f"port {path}; receipts go to {emu.out_dir}", CONSOLE_HELP],
+                          (OSError, ValueError))
 
 
 if __name__ == "__main__":

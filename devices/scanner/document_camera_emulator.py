@@ -21,13 +21,11 @@ Standalone::
 from __future__ import annotations
 
 import argparse
-import logging
-import signal
 import sys
-import threading
 
 from devices.camera.emulator import StreamingCameraEmulator, check_stream_settings
 from devices.scanner.document_scene import DOCUMENTS, DocumentScene, DocumentSceneError
+from devices.emulator_cli import run_standalone
 
 CONSOLE_HELP = f"""emulated document camera (高拍仪): type a command and Enter
   place [DOC] angle=D tilt=D x=F y=F size=F
@@ -135,9 +133,6 @@ def _place_arguments(args: list[str]) -> tuple[str, dict[str, float]]:
     return document, values
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
 
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devices.scanner.document_camera_emulator",
@@ -149,30 +144,9 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--height", type=int, default=1200)
     parser.add_argument("--document", default="form")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        emulator = DocumentCameraEmulator(args.fps, args.width, args.height, args.port, args.document)
-        url = emulator.start()
-    except (DocumentSceneError, ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    print(f"url {url}", flush=True)
-    try:
-        for line in sys.stdin:
-            if line.strip() in ("quit", "exit"):
-                break
-            answer = emulator.command(line)
-            if answer:
-                print(answer, flush=True)
-        else:
-            print(f"serving {url}; Ctrl-C to stop", flush=True)
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+    return run_standalone(lambda: DocumentCameraEmulator(args.fps, args.width, args.height, args.port, args.document),
+                          lambda emu, url: [f"url {url}"],
+                          (DocumentSceneError, ValueError, OSError))
 
 
 if __name__ == "__main__":
