@@ -58,7 +58,6 @@ import sys
 import threading
 import time
 import tomllib
-import tty
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -66,6 +65,7 @@ from typing import Any
 from devices.idcard import protocol as p
 from devices.idcard.emulator_photo import encode_emulator_photo, portrait_from_photo, synthetic_portrait
 from devices.idcard.identity import IdentityCard, encode_appended_address, encode_text_block
+from devices.pty_emulator import ServedEmulator, open_raw_pty, point_link, remove_link
 
 log = logging.getLogger(__name__)
 
@@ -267,14 +267,11 @@ class _PtyTransport(_Transport):
         self._slave: int | None = None
 
     def plug(self) -> str:
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        # the slave stays open here too, so the master never reads EIO between driver opens
+        master, slave = open_raw_pty()
         self._channel, self._slave = _PtyChannel(master), slave
         self.port = os.ttyname(slave)
         if self.link:
-            self._point_link(self.port)
+            point_link(self.link, self.port)
         return self.link or self.port
 
     def unplug(self) -> None:
@@ -287,7 +284,7 @@ class _PtyTransport(_Transport):
                 os.close(slave)
             except OSError:
                 pass
-        self._remove_link()
+        remove_link(self.link)
 
     def waitables(self) -> list[Any]:
         return [self._channel] if self._channel is not None else []
@@ -297,19 +294,6 @@ class _PtyTransport(_Transport):
 
     def channels(self) -> list[_Channel]:
         return [self._channel] if self._channel is not None else []
-
-    def _point_link(self, target: str) -> None:
-        assert self.link is not None
-        Path(self.link).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{self.link}.tmp{os.getpid()}"
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        os.symlink(target, tmp)
-        os.replace(tmp, self.link)  # atomic: the driver never sees a missing link while plugged
-
-    def _remove_link(self) -> None:
-        if self.link and os.path.islink(self.link):
-            os.unlink(self.link)
 
 
 class _TcpTransport(_Transport):
@@ -382,8 +366,13 @@ class _TcpTransport(_Transport):
 
 
 # -- the emulated SAM ------------------------------------------------------------------------------
-class SamEmulator:
-    """A SAM module and its RF field, served on a pty or a loopback TCP port in its own thread."""
+class SamEmulator(ServedEmulator):
+    """A SAM module and its RF field, served on a pty or a loopback TCP port in its own thread.
+
+    Not a PtyEmulator: the line is a `_Transport` (pty or TCP), so only the lifecycle is shared."""
+
+    NAME = "SAM emulator"
+    THREAD_NAME = "sam-emulator"
 
     # what the driver needs to read this emulator's cards fully: its photo test encoding
     DRIVER_DEFAULTS = {"photo_decoder": "emulator"}
@@ -397,6 +386,7 @@ class SamEmulator:
         tcp_port: int | None = None,
         faces_dir: str | None = None,
     ) -> None:
+        super().__init__()
         self.cards_dir = Path(cards_dir) if cards_dir else CARDS_DIR
         self._cards = load_cards(self.cards_dir, Path(faces_dir) if faces_dir else None)
         if pace_baud is not None and pace_baud <= 0:
@@ -407,7 +397,6 @@ class SamEmulator:
         self.link = link
         self.sam_id = sam_id
         self._transport: _Transport = _TcpTransport(tcp_port) if tcp_port is not None else _PtyTransport(link)
-        self.port: str | None = None  # the slave tty (changes on replug) or the socket:// URL
         self._lock = threading.Lock()
         self._placed: str | None = None
         self._found = False
@@ -420,86 +409,26 @@ class SamEmulator:
         self._noise = random.Random()
         self._busy = False
         self._received: collections.deque[tuple[int, int]] = collections.deque(maxlen=10000)
-        self._wake_r: int | None = None
-        self._wake_w: int | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> str:
-        """Open the pty or the TCP listener, serve it, and return what the driver should open."""
-        if self._thread is not None:
-            raise RuntimeError("emulator already running")
-        return self._plug()
-
-    def stop(self) -> None:
-        """Stop serving and close the line (and remove the link). Safe to call twice."""
-        self._unplug()
-
-    def unplug(self) -> None:
-        """Like pulling the cable: stop answering and close the line (a TCP client is
-        disconnected and new connections are refused until replug)."""
-        self._unplug()
-
-    def replug(self) -> str:
-        """Like plugging the cable back: a new pty (new `.port`, link re-pointed), or
-        listening again on the same TCP port."""
-        if self._thread is not None:
-            raise RuntimeError("emulator is plugged in")
+    # unplug closes the pty, or the TCP connection and listener (connecting is refused until
+    # replug); replug makes a new pty (new `.port`, link re-pointed) or listens on the same port
+    def _on_replug(self) -> None:
         with self._lock:  # a power-cycled reader forgets which card it had found
             self._found = self._selected = False
-        return self._plug()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
 
     @property
     def tcp_port(self) -> int | None:
         """The TCP port listened on (known after start; kept across replugs); None on a pty."""
         return self._transport.bound if isinstance(self._transport, _TcpTransport) else None
 
-    def _plug(self) -> str:
-        self._wake_r, self._wake_w = os.pipe()
-        try:
-            target = self._transport.plug()
-        except OSError:
-            self._close_wake()
-            raise
-        self.port = self._transport.port
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name="sam-emulator", daemon=True)
-        self._thread.start()
-        log.info("SAM emulator serving on %s%s", self.port, f" (link {self.link})" if self.link else "")
+    def _open(self) -> str:
+        target = self._transport.plug()
+        self.port = self._transport.port  # the slave tty or the socket:// URL
         return target
 
-    def _unplug(self) -> None:
-        thread = self._thread
-        if thread is not None:
-            self._stop.set()
-            if self._wake_w is not None:
-                os.write(self._wake_w, b"x")
-            thread.join(timeout=5)
-            self._thread = None
-        # the serving thread has exited, so no one is blocked on these descriptors
+    def _close(self) -> None:
         self._transport.unplug()
-        self._close_wake()
-
-    def _close_wake(self) -> None:
-        for fd in (self._wake_r, self._wake_w):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._wake_r = self._wake_w = None
-
-    def __enter__(self) -> "SamEmulator":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- scripting ------------------------------------------------------------------------------
     def cards(self) -> list[str]:

@@ -29,18 +29,12 @@ Standalone::
 from __future__ import annotations
 
 import argparse
-import errno
-import logging
-import os
-import select
 import sys
 import threading
 import time
-import tty
-from pathlib import Path
-from devices.emulator_cli import run_standalone
 
-log = logging.getLogger(__name__)
+from devices.emulator_cli import run_standalone
+from devices.pty_emulator import PtyEmulator
 
 GARBAGE = b"\xff\xfe\x80\xc3\x28\xa0\xff"  # invalid as UTF-8 (lone continuation, bad pair) and as GB18030
 AIM_QR = b"]Q1"
@@ -65,9 +59,11 @@ def _hex(value: str) -> bytes:
         raise ValueError(f"{value!r} is not hex bytes (e.g. \"7E 00 08 01 00 02 01 AB CD\")") from None
 
 
-class SerialQrEmulator:
+class SerialQrEmulator(PtyEmulator):
     """A serial QR scanner served on a pty in its own thread."""
 
+    NAME = "QR scanner emulator"
+    THREAD_NAME = "qr-serial-emulator"
     ADDRESS_PARAM = "port"  # the SerialQrScanner parameter that start()'s path goes into
 
     def __init__(
@@ -86,14 +82,13 @@ class SerialQrEmulator:
         "".encode(encoding)  # LookupError for an unknown encoding, now rather than at the first scan
         if baudrate is not None and baudrate <= 0:
             raise ValueError(f"baudrate must be positive, not {baudrate}")
-        self.link = link
+        super().__init__(link)
         self.suffix = _SUFFIXES[key]
         self.encoding = encoding
         self.baudrate = baudrate
         self.trigger = _hex(trigger)
         self.trigger_ack = _hex(trigger_ack)
         self.aim_id = aim_id
-        self.port: str | None = None  # the slave tty; changes on replug
         self._lock = threading.Lock()
         self._out = bytearray()  # bytes waiting to go out
         self._held: bytes | None = None  # trigger mode: what the next trigger sends
@@ -101,96 +96,13 @@ class SerialQrEmulator:
         self._cps: float | None = None
         self._next_byte_at = 0.0
         self.triggers = 0  # trigger commands received since start
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._wake_r: int | None = None
-        self._wake_w: int | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> str:
-        """Open the pty, serve it, and return what the driver should open (the link if given)."""
-        if self._thread is not None:
-            raise RuntimeError("emulator already running")
-        return self._plug()
-
-    def stop(self) -> None:
-        """Stop serving and close the pty (and remove the link). Safe to call twice."""
-        self._unplug()
-
-    def unplug(self) -> None:
-        """Like pulling the cable: the pty closes, queued bytes are lost, the link goes."""
-        self._unplug()
-
-    def replug(self) -> str:
-        """Like plugging the cable back in: a new pty, `link` re-pointed; returns the path."""
-        if self._thread is not None:
-            raise RuntimeError("emulator is plugged in")
-        return self._plug()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
-    def __enter__(self) -> "SerialQrEmulator":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _plug(self) -> str:
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        # the slave stays open here too, so the master never reads EIO between driver opens
-        self._master, self._slave = master, slave
-        self.port = os.ttyname(slave)
-        if self.link:
-            self._point_link(self.port)
-        self._wake_r, self._wake_w = os.pipe()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name="qr-serial-emulator", daemon=True)
-        self._thread.start()
-        log.info("QR scanner emulator serving on %s%s", self.port, f" (link {self.link})" if self.link else "")
-        return self.link or self.port
-
-    def _unplug(self) -> None:
-        thread = self._thread
-        if thread is not None:
-            self._stop.set()
-            self._wake()
-            thread.join(timeout=5)
-            self._thread = None
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._master = self._slave = self._wake_r = self._wake_w = None
-        with self._lock:
+    def _close(self) -> None:
+        super()._close()
+        with self._lock:  # unplugged: queued bytes are lost
             self._out.clear()
             self._rx.clear()
-        if self.link and os.path.islink(self.link):
-            os.unlink(self.link)
-
-    def _point_link(self, target: str) -> None:
-        assert self.link is not None
-        Path(self.link).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{self.link}.tmp{os.getpid()}"
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        os.symlink(target, tmp)
-        os.replace(tmp, self.link)  # atomic: the driver never sees a missing link while plugged
-
-    def _wake(self) -> None:
-        if self._wake_w is not None:
-            try:
-                os.write(self._wake_w, b"x")
-            except OSError:
-                pass
 
     # -- scripting -----------------------------------------------------------------------------------
     def _line(self, text: str, encoding: str | None) -> bytes:
@@ -255,48 +167,17 @@ class SerialQrEmulator:
             return 10.0 / self.baudrate  # 8N1: ten bits a byte
         return None
 
-    def _serve(self) -> None:
-        master, wake = self._master, self._wake_r
-        assert master is not None and wake is not None
-        try:
-            while not self._stop.is_set():
-                with self._lock:
-                    pending = bool(self._out)
-                    pace = self._pace()
-                timeout = 0.5
-                writable: list[int] = []
-                if pending:
-                    wait = self._next_byte_at - time.monotonic() if pace else 0.0
-                    if wait > 0:
-                        timeout = wait
-                    else:
-                        writable = [master]
-                        timeout = 0.5
-                ready_r, ready_w, _ = select.select([master, wake], writable, [], timeout)
-                if wake in ready_r:
-                    try:
-                        os.read(wake, 512)
-                    except OSError:
-                        pass
-                if self._stop.is_set():
-                    return
-                if master in ready_r:
-                    self._receive(master)
-                if master in ready_w:
-                    self._send(master, pace)
-        except Exception:  # the emulator must say why it went quiet
-            log.exception("QR scanner emulator stopped")
+    def _poll(self) -> tuple[float, bool]:
+        """Wait for the pty only when a byte is due; until then sleep."""
+        with self._lock:
+            pending = bool(self._out)
+            pace = self._pace()
+        if not pending:
+            return 0.5, False
+        wait = self._next_byte_at - time.monotonic() if pace else 0.0
+        return (wait, False) if wait > 0 else (0.5, True)
 
-    def _receive(self, master: int) -> None:
-        try:
-            data = os.read(master, 4096)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            if exc.errno == errno.EIO:
-                time.sleep(0.05)
-                return
-            raise
+    def _on_bytes(self, data: bytes) -> None:
         if not self.trigger:
             return  # a scanner in serial mode ignores what the host sends
         with self._lock:
@@ -312,13 +193,14 @@ class SerialQrEmulator:
                 del self._rx[:len(self._rx) - len(self.trigger) + 1]
         self._wake()
 
-    def _send(self, master: int, pace: float | None) -> None:
+    def _on_writable(self) -> None:
         with self._lock:
+            pace = self._pace()
             chunk = bytes(self._out[:1] if pace else self._out[:4096])
         if not chunk:
             return
         try:
-            sent = os.write(master, chunk)
+            sent = self._write(chunk)
         except BlockingIOError:  # nobody reads the port and its buffer is full: try later
             time.sleep(0.01)
             return

@@ -26,9 +26,7 @@ Standalone::
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
-import os
 import queue
 import select
 import sys
@@ -36,15 +34,15 @@ import tempfile
 import termios
 import threading
 import time
-import tty
 from pathlib import Path
 from typing import Callable
 
+from devices.emulator_cli import run_standalone
+from devices.pty_emulator import PtyEmulator
 from devices.receipt_printer import escpos as ep
 from devices.receipt_printer.document import PAPER_DOTS
 from devices.receipt_printer.emulator_model import Counters, PaperState, PrinterModel
 from devices.receipt_printer.emulator_render import Receipt, save_png
-from devices.emulator_cli import run_standalone
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +66,11 @@ CONSOLE_HELP = """receipt printer emulator commands:
   help                 this text"""
 
 
-class EscPosEmulator:
+class EscPosEmulator(PtyEmulator):
     """An ESC/POS receipt printer on a pseudo-terminal, served in its own thread."""
+
+    NAME = "ESC/POS emulator"
+    THREAD_NAME = "escpos-emulator"
 
     # the emulator prints instantly: the driver need not wait for paper to come out
     DRIVER_DEFAULTS = {"print_speed_mm_s": 0.0}
@@ -95,7 +96,7 @@ class EscPosEmulator:
             raise ValueError("the emulator's flow_control is 'xonxoff' or 'none' (a pty has no RTS/CTS lines)")
         if buffer_bytes < 16:
             raise ValueError("buffer_bytes below 16 is no printer")
-        self.link = link
+        super().__init__(link)
         self.out_dir = Path(out_dir) if out_dir else None
         self.paper_width = paper_width
         self.dots = PAPER_DOTS[paper_width]
@@ -105,17 +106,9 @@ class EscPosEmulator:
         self.render_png = render
         self.model = PrinterModel(encoding, paper_width, chinese_at_power_up, on_receipt=self._queue_render)
         self.model.state.silent_without_paper = silent_without_paper
-        self.port: str | None = None  # the slave tty (changes on replug)
         self._lock = threading.RLock()
         self._busy = False
         self._busy_received = 0
-        self._reading = False  # bytes taken from the pty are on their way into the model
-        self._master: int | None = None
-        self._slave: int | None = None
-        self._wake_r: int | None = None
-        self._wake_w: int | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._renders: queue.Queue[Receipt | None] = queue.Queue()
         self._render_thread: threading.Thread | None = None
 
@@ -141,70 +134,9 @@ class EscPosEmulator:
             self._renders.put(None)
             thread.join(timeout=30)
 
-    def unplug(self) -> None:
-        """Like pulling the cable: the driver's next read or write fails."""
-        self._unplug()
-
-    def replug(self) -> str:
-        """Like plugging the cable back: a new pty, the link re-pointed."""
-        if self._thread is not None:
-            raise RuntimeError("emulator is plugged in")
+    def _on_replug(self) -> None:
         with self._lock:
             self._busy = False
-        return self._plug()
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None
-
-    def _plug(self) -> str:
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        os.set_blocking(master, False)
-        # the slave stays open here too, so the master never reads EIO between driver opens
-        self._master, self._slave = master, slave
-        self.port = os.ttyname(slave)
-        if self.link:
-            self._point_link(self.port)
-        self._wake_r, self._wake_w = os.pipe()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._serve, name="escpos-emulator", daemon=True)
-        self._thread.start()
-        log.info("ESC/POS emulator serving on %s%s", self.port, f" (link {self.link})" if self.link else "")
-        return self.link or self.port
-
-    def _unplug(self) -> None:
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            self._stop.set()
-            if self._wake_w is not None:
-                os.write(self._wake_w, b"x")
-            thread.join(timeout=5)
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
-        self._master = self._slave = self._wake_r = self._wake_w = None
-        if self.link and os.path.islink(self.link):
-            os.unlink(self.link)
-
-    def _point_link(self, target: str) -> None:
-        assert self.link is not None
-        Path(self.link).parent.mkdir(parents=True, exist_ok=True)
-        tmp = f"{self.link}.tmp{os.getpid()}"
-        if os.path.lexists(tmp):
-            os.unlink(tmp)
-        os.symlink(target, tmp)
-        os.replace(tmp, self.link)  # atomic: the driver never sees a missing link while plugged
-
-    def __enter__(self) -> "EscPosEmulator":
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # -- scripting ------------------------------------------------------------------------------
     def paper_low(self) -> None:
@@ -398,58 +330,35 @@ class EscPosEmulator:
 
     # -- serving --------------------------------------------------------------------------------
     def _send(self, data: bytes) -> None:
-        master = self._master
-        if master is None or not data:
+        if self._master is None or not data:
             return
         if self.baudrate:  # the answer takes its time on the wire
             self._stop.wait(len(data) * 10.0 / self.baudrate)
         try:
-            os.write(master, data)
+            self._write(data)
         except BlockingIOError:
             log.warning("ESC/POS emulator: nobody reads the port; %d answer bytes dropped", len(data))
         except OSError as exc:
             log.info("ESC/POS emulator: answer not delivered (%s)", exc)
 
-    def _serve(self) -> None:
-        master, wake = self._master, self._wake_r
-        assert master is not None and wake is not None
+    def _read_size(self) -> int:
         # with pacing, read at most 10 ms of line time at once, then wait for it to have arrived
-        piece = max(1, self.baudrate // 1000) if self.baudrate else 65536
-        try:
-            while not self._stop.is_set():
-                ready, _, _ = select.select([wake, master], [], [], 0.5)
-                if wake in ready or self._stop.is_set():
-                    return
-                if master not in ready:
-                    continue
-                self._reading = True
-                try:
-                    data = os.read(master, piece)
-                except BlockingIOError:
-                    self._reading = False
-                    continue
-                except OSError as exc:
-                    self._reading = False
-                    if exc.errno == errno.EIO:  # no slave open at this instant
-                        self._stop.wait(0.05)
-                        continue
-                    raise
-                if self.baudrate and data and self._stop.wait(len(data) * 10.0 / self.baudrate):
-                    return
-                with self._lock:
-                    if self._busy:
-                        room = max(0, self.buffer_bytes - self._busy_received)
-                        self._busy_received += len(data)
-                        if len(data) > room:
-                            self.model.counters.overflowed += len(data) - room
-                            data = data[:room]
-                    answer = self.model.feed(data) if data else b""
-                    self._reading = False
-                if answer:
-                    self._send(answer)
-        except Exception:  # the emulator must say why it stopped answering
-            log.exception("ESC/POS emulator stopped")
+        return max(1, self.baudrate // 1000) if self.baudrate else 65536
 
+    def _on_bytes(self, data: bytes) -> None:
+        if self.baudrate and data and self._stop.wait(len(data) * 10.0 / self.baudrate):
+            return
+        with self._lock:
+            if self._busy:
+                room = max(0, self.buffer_bytes - self._busy_received)
+                self._busy_received += len(data)
+                if len(data) > room:
+                    self.model.counters.overflowed += len(data) - room
+                    data = data[:room]
+            answer = self.model.feed(data) if data else b""
+            self._reading = False
+        if answer:
+            self._send(answer)
 
 
 def _main(argv: list[str] | None = None) -> int:
