@@ -14,7 +14,8 @@ URL="http://127.0.0.1:$PORT"
 export GOVPLATFORM_DATA_DIR="$DATA/platform"
 export KIOSK__TERMINAL__ID=${KIOSK__TERMINAL__ID:-DEMO-0001}
 export KIOSK__TERMINAL__LOCATION=${KIOSK__TERMINAL__LOCATION:-演示终端（本机）}
-export KIOSK__TERMINAL__DATA_DIR="$PWD/$DATA/terminal"
+[[ $DATA == /* ]] || DATA="$PWD/$DATA"  # KIOSK_DEMO_DIR may be relative or absolute
+export KIOSK__TERMINAL__DATA_DIR="$DATA/terminal"
 export KIOSK__PLATFORM__URL="$URL"
 mkdir -p "$DATA"
 # a new platform database knows no terminal: enrol again even if a key is left over
