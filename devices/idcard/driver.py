@@ -54,23 +54,23 @@ from devices.idcard.identity import (
     decode_text_block,
 )
 from devices.idcard.interface import CARD_PLACED, CARD_REMOVED, IdCardReader
-from devices.idcard.photo import PhotoDecodeError, PhotoDecoder, PhotoDecoderUnavailable, load_photo_decoder
-
-try:  # termios.error is not an OSError: a hung-up pty raises it from tcflush
-    import termios
-
-    _TTY_ERRORS: tuple[type[BaseException], ...] = (termios.error,)
-except ImportError:  # pragma: no cover - not on POSIX
-    _TTY_ERRORS = ()
+from devices.idcard.photo import (
+    PhotoDecodeError,
+    PhotoDecoder,
+    PhotoDecoderUnavailable,
+    load_photo_decoder,
+)
+from devices.serial_link import LINK_ERRORS, SerialPortOwner
 
 log = logging.getLogger(__name__)
 
 _READ_SLICE_S = 0.05  # one blocking read; the command deadline is checked between slices
-_LINK_ERRORS = (OSError, serial.SerialException) + _TTY_ERRORS
 
 
-class SamSerialReader(IdCardReader):
+class SamSerialReader(SerialPortOwner, IdCardReader):
     """An ID-card reader whose SAM module speaks GA/T 467 frames on a serial line."""
+
+    WHAT = "ID-card reader"  # how faults name it
 
     class Params(BaseModel):
         """The `[devices.<name>]` parameters of the sam_serial driver."""
@@ -135,31 +135,8 @@ class SamSerialReader(IdCardReader):
         self.sam_id: str = ""
 
     # -- helpers -----------------------------------------------------------------------------
-    @property
-    def port_name(self) -> str:
-        return self.params.port
-
-    @property
-    def _networked(self) -> bool:
-        """True for a reader behind a serial-device server (socket:// or rfc2217://)."""
-        return self.port_name.startswith(("socket://", "rfc2217://"))
-
-    def _where(self) -> str:
-        return f"ID-card reader {self.name} on {self.port_name}"
-
-    def _require_port(self) -> Any:
-        if self._port is None:
-            raise DeviceDisconnected(f"{self._where()} is not open")
-        return self._port
-
-    def _close_port(self) -> None:
-        port, self._port = self._port, None
+    def _forget_line(self) -> None:
         self._frames.clear()
-        if port is not None:
-            try:
-                port.close()
-            except _LINK_ERRORS as exc:  # closing a vanished port may fail; it is closed anyway
-                log.debug("%s: error while closing: %s", self._where(), exc)
 
     def _lost(self, exc: BaseException, after: list[Callable[[], None]]) -> DeviceDisconnected:
         """Close on a link error; queue the status/events; return the error to raise."""
@@ -212,7 +189,7 @@ class SamSerialReader(IdCardReader):
                 continue
             except serial.SerialTimeoutException as exc:
                 raise DeviceTimeout(f"{self._where()}: writing {name} timed out ({exc})") from None
-            except _LINK_ERRORS as exc:
+            except LINK_ERRORS as exc:
                 raise self._lost(exc, after) from None
             if response.sw3 in (p.SW3_BAD_CHECKSUM, p.SW3_BAD_LENGTH) and attempt < attempts:
                 last = p.error_for_sw3(response.sw3, name)
@@ -297,7 +274,7 @@ class SamSerialReader(IdCardReader):
                         timeout=_READ_SLICE_S,
                         write_timeout=self.params.timeout_s,
                     )
-                except (ValueError,) + _LINK_ERRORS as exc:
+                except (ValueError,) + LINK_ERRORS as exc:
                     where = "the device server's address and power" if self._networked else "the cable/USB adapter"
                     raise DeviceDisconnected(
                         f"cannot open {self._where()}: {exc}; check {where} and the port in [devices.{self.name}]"

@@ -55,18 +55,11 @@ from devices.base import (
     SelfTestResult,
 )
 from devices.qr_scanner.interface import QrScanner
-
-try:  # termios.error is not an OSError: a hung-up pty raises it from tcflush
-    import termios
-
-    _TTY_ERRORS: tuple[type[BaseException], ...] = (termios.error,)
-except ImportError:  # pragma: no cover - not on POSIX
-    _TTY_ERRORS = ()
+from devices.serial_link import LINK_ERRORS, SerialPortOwner
 
 log = logging.getLogger(__name__)
 
 _READ_SLICE_S = 0.05  # one blocking read; trigger and timeout bookkeeping run between slices
-_LINK_ERRORS = (OSError, serial.SerialException) + _TTY_ERRORS
 _WARN_EVERY_S = 10.0  # drop warnings of one kind at most this often (a babbling line floods logs)
 ACK_WAIT_S = 1.0  # how long the self-test waits for the scanner's answer to the trigger
 
@@ -208,8 +201,10 @@ class _Session:
     triggers: int = 0
 
 
-class SerialQrScanner(QrScanner):
+class SerialQrScanner(SerialPortOwner, QrScanner):
     """A QR/barcode scanner that sends codes as suffixed lines on a serial port."""
+
+    WHAT = "QR scanner"  # how faults name it
 
     class Params(BaseModel):
         """The `[devices.<name>]` parameters of the serial qr_scanner driver."""
@@ -313,17 +308,6 @@ class SerialQrScanner(QrScanner):
         self._suppressed: dict[str, int] = {}
 
     # -- words for technicians ---------------------------------------------------------------------
-    @property
-    def port_name(self) -> str:
-        return self.params.port
-
-    @property
-    def _networked(self) -> bool:
-        return "://" in self.port_name
-
-    def _where(self) -> str:
-        return f"QR scanner {self.name} on {self.port_name}"
-
     def _hint(self) -> str:
         if self._networked:
             return "check that the serial-device server is powered and reachable, and its cable to the scanner"
@@ -336,12 +320,12 @@ class SerialQrScanner(QrScanner):
             try:
                 port = serial.serial_for_url(self.port_name, baudrate=self.params.baudrate,
                                              timeout=_READ_SLICE_S, write_timeout=1.0)
-            except (ValueError,) + _LINK_ERRORS as exc:
+            except (ValueError,) + LINK_ERRORS as exc:
                 self._failure = f"cannot open {self._where()}: {exc}; {self._hint()}"
                 raise DeviceDisconnected(self._failure) from None
             try:
                 port.reset_input_buffer()  # codes read while nobody listened are stale
-            except _LINK_ERRORS as exc:
+            except LINK_ERRORS as exc:
                 port.close()
                 self._failure = f"cannot open {self._where()}: {exc}; {self._hint()}"
                 raise DeviceDisconnected(self._failure) from None
@@ -371,7 +355,7 @@ class SerialQrScanner(QrScanner):
             session.thread.join(timeout=2.0)
         try:
             session.port.close()
-        except _LINK_ERRORS as exc:  # closing a vanished port may fail; it is closed anyway
+        except LINK_ERRORS as exc:  # closing a vanished port may fail; it is closed anyway
             log.debug("%s: error while closing: %s", self._where(), exc)
 
     # -- the reader ------------------------------------------------------------------------------------
@@ -385,7 +369,7 @@ class SerialQrScanner(QrScanner):
                 items = session.assembler.feed(data, now) if data else session.assembler.expire(now)
                 for item in items:
                     self._take(session, item, now)
-        except _LINK_ERRORS as exc:
+        except LINK_ERRORS as exc:
             if not session.stop.is_set():
                 self._lost(session, exc)
         except Exception as exc:  # a bug must become a status the supervisor acts on, not a dead thread
@@ -450,7 +434,7 @@ class SerialQrScanner(QrScanner):
         message = f"{self._where()} lost ({reason or type(exc).__name__}); {self._hint()}"
         try:
             session.port.close()
-        except _LINK_ERRORS:
+        except LINK_ERRORS:
             pass
         log.warning("%s", message)
         self.set_status(DeviceState.OFFLINE, fault=message)

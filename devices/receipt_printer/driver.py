@@ -67,18 +67,11 @@ from devices.receipt_printer.interface import (
     PrinterJammed,
     ReceiptPrinter,
 )
-
-try:  # termios.error is not an OSError: a hung-up pty raises it from tcflush
-    import termios
-
-    _TTY_ERRORS: tuple[type[BaseException], ...] = (termios.error,)
-except ImportError:  # pragma: no cover - not on POSIX
-    _TTY_ERRORS = ()
+from devices.serial_link import LINK_ERRORS, SerialPortOwner
 
 log = logging.getLogger(__name__)
 
 _READ_SLICE_S = 0.05  # one blocking read; a query's deadline is checked between slices
-_LINK_ERRORS = (OSError, serial.SerialException) + _TTY_ERRORS
 _MAX_PRINT_WAIT_S = 30.0
 
 
@@ -110,8 +103,10 @@ def decode_paper(value: int) -> MediaState:
     return MediaState.PRESENT
 
 
-class EscPosSerialPrinter(ReceiptPrinter):
+class EscPosSerialPrinter(SerialPortOwner, ReceiptPrinter):
     """A Chinese ESC/POS thermal receipt printer on a serial line."""
+
+    WHAT = "receipt printer"  # how faults name it
 
     class Params(BaseModel):
         """The `[devices.<name>]` parameters of the escpos_serial driver."""
@@ -200,30 +195,6 @@ class EscPosSerialPrinter(ReceiptPrinter):
     def columns(self) -> int:
         return columns_for(self.params.paper_width)
 
-    @property
-    def port_name(self) -> str:
-        return self.params.port
-
-    @property
-    def _networked(self) -> bool:
-        return self.port_name.startswith(("socket://", "rfc2217://"))
-
-    def _where(self) -> str:
-        return f"receipt printer {self.name} on {self.port_name}"
-
-    def _require_port(self) -> Any:
-        if self._port is None:
-            raise DeviceDisconnected(f"{self._where()} is not open")
-        return self._port
-
-    def _close_port(self) -> None:
-        port, self._port = self._port, None
-        if port is not None:
-            try:
-                port.close()
-            except _LINK_ERRORS as exc:  # closing a vanished port may fail; it is closed anyway
-                log.debug("%s: error while closing: %s", self._where(), exc)
-
     def _lost(self, exc: BaseException, after: list[Callable[[], None]]) -> DeviceDisconnected:
         """Close on a link error; queue the status; return the error to raise."""
         self._close_port()
@@ -273,7 +244,7 @@ class EscPosSerialPrinter(ReceiptPrinter):
                 f"{self._where()}: the status query DLE EOT {n} could not be sent within "
                 f"{self.params.write_timeout_s:g} s (the printer holds the line with XOFF); check the printer"
             ) from None
-        except _LINK_ERRORS as exc:
+        except LINK_ERRORS as exc:
             raise self._lost(exc, after) from None
         if noise:
             raise DeviceProtocolError(
@@ -374,7 +345,7 @@ class EscPosSerialPrinter(ReceiptPrinter):
                         timeout=_READ_SLICE_S,
                         write_timeout=self.params.write_timeout_s,
                     )
-                except (ValueError,) + _LINK_ERRORS as exc:
+                except (ValueError,) + LINK_ERRORS as exc:
                     where = "the device server's address and power" if self._networked else "the cable/USB adapter"
                     raise DeviceDisconnected(
                         f"cannot open {self._where()}: {exc}; check {where} and the port in [devices.{self.name}]"
@@ -384,7 +355,7 @@ class EscPosSerialPrinter(ReceiptPrinter):
                     self._port.write(ep.ESC_INIT)  # forget styles and half-sent jobs of a previous run
                 except serial.SerialTimeoutException:
                     pass  # held by XOFF: the status round below says what is wrong
-                except _LINK_ERRORS as exc:
+                except LINK_ERRORS as exc:
                     raise self._lost(exc, after) from None
                 try:
                     self._read_state(after)
@@ -468,7 +439,7 @@ class EscPosSerialPrinter(ReceiptPrinter):
             )
             after.append(lambda: self.set_status(DeviceState.HARDWARE_ERROR, fault=fault))
             raise DeviceTimeout(fault) from None
-        except _LINK_ERRORS as exc:
+        except LINK_ERRORS as exc:
             raise self._lost(exc, after) from None
 
     def _wait_printed(self, started: float, height_mm: float) -> None:

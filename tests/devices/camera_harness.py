@@ -5,11 +5,10 @@ cannot run, and say how to get them instead of skipping silently.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
+from waiting import wait_until  # noqa: F401 - the tests import it from here
 
 ROOT = Path(__file__).resolve().parents[2]
 FACES = ROOT / "var" / "testdata" / "faces"
@@ -22,12 +21,3 @@ def require_faces(*names: str) -> None:
                     pytrace=False)
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.02)

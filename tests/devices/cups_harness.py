@@ -10,8 +10,7 @@ import contextlib
 import io
 import shutil
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,13 @@ import pytest
 from PIL import Image
 
 from devices.a4_printer.emulator import CupsPdfEmulator
+from waiting import wait_until as _wait_until
+
+
+def wait_until(condition: Any, timeout: float = 20.0) -> Any:
+    """As waiting.wait_until, with CUPS's longer default (filters and backends are processes)."""
+    return _wait_until(condition, timeout)
+
 
 TOOLS = {
     "/usr/sbin/cupsd": "cups-daemon",
@@ -48,17 +54,6 @@ def running_emulator() -> Iterator[CupsPdfEmulator]:
         yield emulator
     finally:
         emulator.stop()
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 20.0, step: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(step)
 
 
 def pdf_info(path: Path | bytes) -> dict[str, str]:

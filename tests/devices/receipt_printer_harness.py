@@ -5,9 +5,8 @@ printer`); conftest.py's `emulator` fixture is the camera's.
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -15,6 +14,7 @@ from devices.base import DeviceEvent
 from devices.receipt_printer.driver import EscPosSerialPrinter
 from devices.receipt_printer.emulator import EscPosEmulator
 from devices.receipt_printer.emulator_render import FONT_PATH
+from waiting import wait_until  # noqa: F401 - the tests import it from here
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts" / "receipts"
@@ -59,18 +59,6 @@ PROGRESS_VALUES: dict[str, Any] = {
 def require_font() -> None:
     if not FONT_PATH.is_file():
         pytest.fail(f"{FONT_PATH} is missing: apt-get install fonts-wqy-microhei")
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
-    """Poll `condition` until true or the deadline (no timing is asserted, only reached)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
 
 
 class Events:

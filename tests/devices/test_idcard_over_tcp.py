@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
@@ -19,25 +19,13 @@ from devices.idcard import protocol as p
 from devices.idcard.driver import SamSerialReader
 from devices.idcard.emulator import CARDS_DIR, SamEmulator, load_cards
 from devices.supervisor import Supervisor
+from waiting import wait_until
 
 CARD_IDS = sorted(load_cards(CARDS_DIR))
 ROOT = Path(__file__).resolve().parents[2]
 COMPARED = ("card_type", "name", "gender_code", "nation_code", "birth_date", "address", "id_number", "issuer",
             "valid_from", "valid_to", "appended_address", "pass_number", "issue_count", "english_name",
             "nationality_code", "card_version", "issuer_code", "renewal_count", "previous_number_link", "photo_wlt")
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 5.0, step: Callable[[], None] | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        if step is not None:
-            step()
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.02)
 
 
 @pytest.fixture

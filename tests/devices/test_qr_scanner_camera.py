@@ -6,8 +6,7 @@ is shown over a number of frames actually decoded.
 """
 from __future__ import annotations
 
-import time
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -21,20 +20,10 @@ from devices.qr_scanner.camera_emulator import (
     qr_modules,
 )
 from devices.qr_scanner.interface import CODE_SCANNED
+from waiting import wait_until
 
 URL = "https://zwfw.example.gov.cn/dzzz/v1/licence?id=1.2.156.3005.2.11100000000013338W.001"
 CHINESE = "电子证照 营业执照 DZZZ:44030019900101123X 深圳市南山区"
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.02)
 
 
 class Events:

@@ -7,9 +7,8 @@ happened" is shown by a later code arriving after it (lines are processed in ord
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import pytest
 from hypothesis import given, settings
@@ -28,21 +27,11 @@ from devices.qr_scanner.serial_driver import (
 )
 from devices.qr_scanner.serial_emulator import SerialQrEmulator
 from devices.supervisor import Supervisor
+from waiting import wait_until
 
 CHINESE = "粤省事 电子证照 DZZZ:44030019900101123X 深圳市"
 GM65_TRIGGER = "7E 00 08 01 00 02 01 AB CD"
 GM65_ACK = "02 00 00 01 00 33 31"
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.01)
 
 
 class Events:
