@@ -8,6 +8,7 @@ emulator's TCP mode) derive from `ServedEmulator` and use `open_raw_pty`/`point_
 """
 from __future__ import annotations
 
+import abc
 import errno
 import logging
 import os
@@ -51,7 +52,7 @@ def _close_fds(*fds: int | None) -> None:
                 pass
 
 
-class ServedEmulator:
+class ServedEmulator(abc.ABC):
     """A device line served in its own thread; subclasses open and close the line and serve it."""
 
     NAME = "emulator"  # for log lines
@@ -98,16 +99,17 @@ class ServedEmulator:
         self.stop()
 
     # -- for subclasses --------------------------------------------------------------------------
+    @abc.abstractmethod
     def _open(self) -> str:
         """Open the line, set `port`; return what the driver should open."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _close(self) -> None:
         """Close the line (the serving thread has exited). Safe to call twice."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def _serve(self) -> None:
-        raise NotImplementedError
+        """Answer the driver until `_stop` is set (runs on the serving thread)."""
 
     def _on_replug(self) -> None:
         """Forget what a power-cycled device forgets."""
