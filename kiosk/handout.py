@@ -95,10 +95,13 @@ class HandoutDesk:
             return
         service = self.visit.catalogue.get(session.service_id)
         token = session.citizen_token.token if session.citizen_token is not None else None
+        # the materials promised for later (告知承诺), exactly as the submission declared them
+        provided = self.link.materials_for(session, service) if self.link is not None else []
+        promised = {m["id"] for m in provided if m.get("provided") == "promise"}
         job = _Job(session.visit_id, receipt_number, delivered, service, self.visit.language,
                    mask_name(getattr(session.identity, "name", "") or ""), token,
-                   [m.title.get("zh-CN", m.id) for m in service.materials if m.promise_allowed
-                    and not any(lic.get("type") == m.e_licence for lic in session.licences)])
+                   [m.title.get(self.visit.language) or m.title.get("zh-CN", m.id)
+                    for m in service.materials if m.id in promised])
         with self._lock:
             self._job = job
         target = self._certificate if service.kind == "certificate" else self._receipt
