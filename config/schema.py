@@ -41,6 +41,9 @@ class VoiceSection(_Section):
     voice: str
     rate: int = Field(ge=80, le=400)
     volume: float = Field(ge=0.0, le=1.0)
+    quiet_hours: str = Field(pattern=r"^$|^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$",
+                             description="HH:MM-HH:MM local time when `quiet_volume` applies; empty for never")
+    quiet_volume: float = Field(ge=0.0, le=1.0)
     output_dir: str
 
 

@@ -23,6 +23,7 @@ from kiosk.face_check import FaceCheck, cooperative_citizen
 from kiosk.handout import HandoutDesk, usable
 from kiosk.platform_link import PlatformLink
 from kiosk.visit import Step, Timing, View, Visit
+from kiosk.voice_policy import volume_at
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ _SILENT_REASONS = {"correct", "continue", "sms", "equipment"}
 class Terminal:
     def __init__(self, cfg: KioskConfig, *, clock: Callable[[], float] = time.monotonic,
                  today: Callable[[], datetime.date] = datetime.date.today,
-                 speaker: Any = None, root: Path | None = None) -> None:
+                 speaker: Any = None, root: Path | None = None,
+                 time_of_day: Callable[[], datetime.time] = lambda: datetime.datetime.now().time()) -> None:
         self.cfg = cfg
         self.root = root or Path(__file__).resolve().parent.parent
         data_dir = Path(cfg.terminal.data_dir)
@@ -55,6 +57,7 @@ class Terminal:
         self.devices: dict[str, Device] = {}
         self.emulators: dict[str, Any] = {}
         self.speaker = speaker
+        self.time_of_day = time_of_day
         self.supervisor: Supervisor | None = None
         self._warned = False
         self.visit.subscribe(self._speak)
@@ -172,6 +175,14 @@ class Terminal:
     # -- voice ---------------------------------------------------------------------------
     def prompt_for(self, view: View) -> str | None:
         """The text key to speak for a view, or None when nothing should be said."""
+        if not view.voice_on:
+            return None
+        if view.reason in ("repeat", "voice"):  # asked for again, or the voice just turned back on
+            if view.warning_seconds is not None:
+                return "idle.prompt"
+            if view.handout is not None:
+                return view.handout.message_key
+            return view.message_key or view.prompt_key
         if view.warning_seconds is not None:
             if self._warned:
                 return None
@@ -185,8 +196,17 @@ class Terminal:
         return view.message_key or view.prompt_key
 
     def _speak(self, view: View) -> None:
-        key = self.prompt_for(view)
-        if key is None or self.speaker is None:
+        if self.speaker is None:
             return
+        if view.reason == "voice" and not view.voice_on:
+            self.speaker.stop()  # silenced mid-sentence: stop at once
+            return
+        key = self.prompt_for(view)
+        if key is None:
+            return
+        if hasattr(self.speaker, "set_volume"):
+            voice = self.cfg.voice
+            self.speaker.set_volume(volume_at(self.time_of_day(), voice.volume, voice.quiet_hours,
+                                              voice.quiet_volume))
         values = view.handout.values if view.handout is not None and key.startswith("handout.") else {}
         self.speaker.say(self.texts.get(key, view.language, **values), interrupt=True, key=key)

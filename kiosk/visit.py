@@ -93,6 +93,7 @@ class View:
     reason: str = ""  # why the view changed: "start", "card", "timeout", ...
     handout: Handout | None = None  # the finish step's receipt/certificate, once printing began
     notices: tuple[str, ...] = ()  # equipment notices on the choose step (no receipt paper, ...)
+    voice_on: bool = True  # the citizen may silence the voice for their visit
     scanned: tuple[str, ...] = ()  # material ids with a scan attached, on the review step
 
 
@@ -126,6 +127,7 @@ class Visit:
         self.face_required = face_required  # the card's holder must be verified by face first
         self.default_language = language
         self.language = language
+        self.voice_on = True
         self.session = Session()
         self.step = Step.ATTRACT
         self.card_present = False
@@ -171,7 +173,8 @@ class Visit:
             notices = self._notices if self.step is Step.CHOOSE else ()
             scanned = self._scanned() if self.step is Step.REVIEW else ()
             return View(self.step, self.language, title_key, prompt_key, values, self._message,
-                        services, fields, warning, self._receipt, reason, handout, notices, scanned=scanned)
+                        services, fields, warning, self._receipt, reason, handout, notices,
+                        voice_on=self.voice_on, scanned=scanned)
 
     def _publish(self, reason: str) -> None:
         view = self.view(reason)
@@ -339,6 +342,19 @@ class Visit:
             if warned:
                 self._publish("continue")
 
+    def repeat(self) -> None:
+        """The citizen asks to hear the current prompt again (重听)."""
+        with self._lock:
+            self._last_activity = self.clock()
+            self._publish("repeat")
+
+    def toggle_voice(self) -> None:
+        """The citizen silences the voice, or turns it back on, for this visit only."""
+        with self._lock:
+            self.voice_on = not self.voice_on
+            self._last_activity = self.clock()
+            self._publish("voice")
+
     def set_language(self, language: str) -> None:
         with self._lock:
             self.language = language
@@ -501,6 +517,7 @@ class Visit:
             self._receipt = None
             self._handout = None
             self.language = self.default_language
+            self.voice_on = True  # the next citizen hears the prompts again
             self.wipes += 1
             message = "card.take_back" if self.card_present else None
             self._go(Step.ATTRACT, reason, message)

@@ -56,7 +56,7 @@ SCREENS: tuple[type[KioskScreen], ...] = (AttractScreen, IdentifyScreen, FaceScr
                                            ReviewScreen, FinishScreen, TicketScreen)
 # what a touch may ask of the visit; "language" toggles to the next language
 ACTIONS = ("start", "choose", "correct", "confirm", "back", "cancel", "finish", "keep_alive",
-           "language", "request_sms")
+           "language", "request_sms", "repeat", "toggle_voice")
 SHOT_DELAY_S = 0.3  # a screenshot waits this long after a change, then for the next frame
 KEY_ESCAPE = 27
 KEY_F1 = 282
@@ -89,6 +89,8 @@ class KioskRoot(BoxLayout):
 
     app_title = StringProperty("")
     language_text = StringProperty("")
+    repeat_text = StringProperty("")  # 重听: hear the prompt again
+    voice_text = StringProperty("")  # 静音 / 打开语音: the citizen's mute for this visit
 
 
 class KioskApp(App):
@@ -207,6 +209,8 @@ class KioskApp(App):
         root = self.frame
         root.app_title = self.texts.get("app.title", view.language)
         root.language_text = self.texts.get("attract.language", view.language)
+        root.repeat_text = self.texts.get("header.repeat", view.language)
+        root.voice_text = self.texts.get("header.mute" if view.voice_on else "header.unmute", view.language)
         assert self.overlay is not None
         if view.warning_seconds is not None:
             was_open = self.overlay.is_open

@@ -102,7 +102,8 @@ def main() -> int:
         emit(event="view", step=view.step.value, reason=reason if reason is not None else view.reason,
              screen=screen, warning=view.warning_seconds, overlay=overlay, language=view.language,
              message=view.message_key, handout=view.handout.message_key if view.handout else None,
-             sms=view.handout.sms if view.handout else None, targets=app.touch_targets(), regions=regions(app))
+             sms=view.handout.sms if view.handout else None, voice_on=view.voice_on,
+             targets=app.touch_targets(), regions=regions(app))
 
     def all_texts(app: KioskApp) -> list[str]:
         """Every non-empty text held by any label of any screen, shown or not."""

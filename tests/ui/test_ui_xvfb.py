@@ -87,6 +87,22 @@ def test_click_on_start_begins_a_visit(kiosk_app):
     assert "cancel" in view["targets"] and "language" in view["targets"]
 
 
+def test_repeat_and_mute_are_on_every_screen(kiosk_app):
+    app = kiosk_app()
+    assert {"repeat", "toggle_voice", "language"} <= set(app.ready["targets"])
+    app.click_target(app.ready, "start")
+    view = app.wait_view(step="identify", reason="start")
+    app.click_target(view, "repeat")
+    view = app.wait_view(step="identify", reason="repeat")
+    app.click_target(view, "toggle_voice")
+    view = app.wait_view(step="identify", reason="voice", voice_on=False)
+    app.send(do="shot", name="identify-muted")
+    app.wait_shot("identify-muted")
+    app.click_target(view, "cancel")
+    view = app.wait_view(step="attract", reason="cancel")
+    assert view["voice_on"] is True  # the next citizen hears the prompts again
+
+
 def test_idle_warning_then_back_to_attract(kiosk_app):
     app = kiosk_app()
     app.click_target(app.ready, "start")

@@ -1,0 +1,87 @@
+"""What the terminal says and how loud: repeat (重听), the citizen's mute for one visit, and
+the quiet hours. The speaker here records instead of speaking (tests/test_voice.py runs the
+real one on espeak-ng)."""
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from config.loader import load_config
+from kiosk.terminal import Terminal
+from kiosk.voice_policy import volume_at
+
+
+@dataclass
+class Recorder:
+    said: list[str] = field(default_factory=list)
+    volumes: list[float] = field(default_factory=list)
+    stops: int = 0
+
+    def say(self, text: str, *, interrupt: bool = True, key: str | None = None) -> None:
+        self.said.append(key or text)
+
+    def stop(self) -> None:
+        self.stops += 1
+
+    def set_volume(self, volume: float) -> None:
+        self.volumes.append(volume)
+
+    def close(self) -> None:
+        pass
+
+
+def terminal(at: datetime.time = datetime.time(10, 0)) -> tuple[Terminal, Recorder]:
+    cfg = load_config(environ={"KIOSK__PLATFORM__URL": "", "KIOSK__FACE__ENABLED": "false"})
+    speaker = Recorder()
+    return Terminal(cfg, speaker=speaker, time_of_day=lambda: at), speaker
+
+
+def test_repeat_says_the_current_prompt_again() -> None:
+    t, spoken = terminal()
+    t.visit.start()
+    t.visit.repeat()
+    t.visit.repeat()
+    assert spoken.said == ["identify.prompt"] * 3
+
+
+def test_mute_stops_at_once_lasts_the_visit_and_ends_with_it() -> None:
+    t, spoken = terminal()
+    t.visit.start()
+    t.visit.toggle_voice()
+    assert spoken.stops == 1 and t.visit.view().voice_on is False
+    t.visit.repeat()
+    t.visit.set_language("en")
+    assert spoken.said == ["identify.prompt"]  # nothing while muted
+    t.visit.toggle_voice()
+    assert spoken.said == ["identify.prompt", "identify.prompt"]  # back on: says where we are
+    t.visit.toggle_voice()
+    t.visit.cancel()
+    assert t.visit.view().voice_on is True  # the next citizen hears the prompts
+    t.visit.start()
+    assert spoken.said[-1] == "identify.prompt"
+
+
+@pytest.mark.parametrize(("at", "expected"), [(datetime.time(10, 0), 1.0), (datetime.time(23, 30), 0.4),
+                                              (datetime.time(6, 59), 0.4), (datetime.time(7, 0), 1.0)])
+def test_quiet_hours_lower_the_volume(at: datetime.time, expected: float) -> None:
+    t, spoken = terminal(at)
+    t.visit.start()
+    assert spoken.volumes == [expected]
+
+
+@pytest.mark.parametrize(("hours", "at", "quiet"), [
+    ("22:00-07:00", "21:59", False), ("22:00-07:00", "22:00", True), ("22:00-07:00", "03:00", True),
+    ("12:00-13:30", "12:45", True), ("12:00-13:30", "13:30", False), ("", "03:00", False)])
+def test_volume_at(hours: str, at: str, quiet: bool) -> None:
+    now = datetime.time.fromisoformat(at)
+    assert volume_at(now, 0.9, hours, 0.3) == (0.3 if quiet else 0.9)
+
+
+def test_quiet_hours_setting_is_checked(tmp_path: Any) -> None:
+    from config.loader import ConfigError
+
+    with pytest.raises(ConfigError, match="quiet_hours"):
+        load_config(environ={"KIOSK__VOICE__QUIET_HOURS": "late at night"})
