@@ -15,12 +15,13 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from govplatform import catalogue as catalogue_data
 from govplatform.api import (
     applications,
     appointments,
     catalogue,
-    checkin,
     certificates,
+    checkin,
     citizens,
     consultations,
     health,
@@ -58,6 +59,7 @@ per client address.
 def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
     """Build the app; `platform` may be given (tests, bench) to share an open database."""
     settings = settings or Settings()
+    catalogue_data.use_extra_dir(settings.catalogue_dir)  # before anything reads the catalogue
     platform = platform or Platform.open(settings)
     platform.upkeep(force=True)
 

@@ -21,17 +21,27 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import re
 import threading
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from govplatform.residents import CODED_SOURCES, source_problem
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
+log = logging.getLogger("govplatform.catalogue")
 
 KINDS = ("bundle", "service", "certificate", "lookup", "appointment")
 CATEGORIES = ("个人", "企业")
@@ -216,15 +226,28 @@ class Registry(_Strict):
 
 
 # -- loading ------------------------------------------------------------------------------------
+_extra_dir: Path | None = None  # a province's own items, beside the shipped ones (setting catalogue_dir)
+
+
+def use_extra_dir(path: Path | None) -> None:
+    """Serve the `*.toml` files of `path` too (read again whenever one changes); None: none."""
+    global _extra_dir
+    with _lock:
+        _extra_dir = Path(path) if path is not None else None
+        _cache.clear()
+
+
 def catalogue_files(root: Path | None = None) -> list[Path]:
-    """The TOML files making up the catalogue: `catalogue.toml` and `catalogue/*.toml` under `root`."""
+    """The TOML files making up the catalogue: `catalogue.toml` and `catalogue/*.toml` under `root`
+    (the shipped data when None, plus the extra folder's `*.toml`)."""
+    extra = sorted(_extra_dir.glob("*.toml")) if root is None and _extra_dir is not None else []
     root = Path(root) if root is not None else DATA_DIR
     if root.is_file():
         return [root]
     files = [root / "catalogue.toml"] if (root / "catalogue.toml").is_file() else []
     if (root / "catalogue").is_dir():
         files += sorted((root / "catalogue").glob("*.toml"))
-    return files or sorted(root.glob("*.toml"))
+    return (files or sorted(root.glob("*.toml"))) + extra
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -345,17 +368,42 @@ def _build(root: Path | None) -> tuple[dict[str, Any], Registry]:
     return {"version": digest[:16], "items": items}, registry
 
 
-_cache: dict[Path, tuple[dict[str, Any], Registry, dict[str, dict[str, Any]]]] = {}
+_Built = tuple[dict[str, Any], Registry, dict[str, dict[str, Any]]]
+_cache: dict[Path, tuple[tuple[tuple[str, int], ...], _Built]] = {}
 _lock = threading.Lock()
 
 
-def _cached(root: Path | None) -> tuple[dict[str, Any], Registry, dict[str, dict[str, Any]]]:
+def _signature(root: Path | None) -> tuple[tuple[str, int], ...]:
+    """Which files, as last changed: a new or edited file is read again, nothing else."""
+    out = []
+    for path in catalogue_files(root):
+        try:
+            out.append((str(path), path.stat().st_mtime_ns))
+        except OSError:
+            out.append((str(path), -1))
+    return tuple(out)
+
+
+def _cached(root: Path | None) -> _Built:
     key = Path(root).resolve() if root is not None else DATA_DIR
     with _lock:
-        if key not in _cache:
-            catalogue, registry = _build(key)
-            _cache[key] = (catalogue, registry, {item["id"]: item for item in catalogue["items"]})
-        return _cache[key]
+        signature = _signature(root)
+        known = _cache.get(key)
+        if known is None or known[0] != signature:
+            try:
+                catalogue, registry = _build(root)
+            except CatalogueError:
+                if known is None:
+                    raise
+                # a half-written or broken file must not take the service down: keep serving
+                # the last good catalogue, and say why in the log until the file is fixed
+                log.error("catalogue not reloaded, the last good one is served", exc_info=True)
+                _cache[key] = (signature, known[1])
+                return known[1]
+            _cache[key] = (signature, (catalogue, registry, {item["id"]: item for item in catalogue["items"]}))
+            if known is not None:
+                log.info("catalogue reloaded: version %s, %d items", catalogue["version"], len(catalogue["items"]))
+        return _cache[key][1]
 
 
 def load_catalogue(root: Path | None = None) -> dict[str, Any]:

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GOVPLATFORM_", extra="forbid", validate_default=True)
 
     data_dir: Path = Field(default=DEFAULT_DATA_DIR, description="where the SQLite file and the token secret live")
+    catalogue_dir: Path | None = Field(default=None, description="a folder of extra catalogue *.toml files (a "
+                                       "province's own items); read again whenever one changes")
     database_url: str = Field(default="", description="SQLAlchemy URL; empty = sqlite file platform.db in data_dir")
     host: str = Field(default="127.0.0.1", description="listen address; loopback by default")
     port: int = Field(default=8780, ge=0, le=65535, description="listen port; 0 = any free port")
