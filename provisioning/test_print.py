@@ -61,6 +61,23 @@ def _params(cfg: KioskConfig, name: str, device_class: str) -> dict[str, Any]:
     return section.driver_params()
 
 
+def _driver(cls: type, name: str, params: dict[str, Any], overrides: dict[str, Any], required: str,
+            missing: str) -> Any:
+    """The driver from the config's parameters and this command's overrides; None (after
+    saying why) when a setting is missing or wrong."""
+    from pydantic import ValidationError
+
+    params = {**params, **{k: v for k, v in overrides.items() if v is not None}}
+    if not params.get(required):
+        print(f"test-print: {missing}", file=sys.stderr)
+        return None
+    try:
+        return cls(name, **params)
+    except (ValidationError, TypeError, ValueError) as exc:
+        print(f"test-print: bad printer setting: {exc}", file=sys.stderr)
+        return None
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now().astimezone()
 
@@ -81,26 +98,16 @@ def run(args: argparse.Namespace) -> int:
 
 # -- receipt printer ----------------------------------------------------------------------------------
 def print_receipt(cfg: KioskConfig, args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from devices.receipt_printer.driver import EscPosSerialPrinter
     from devices.receipt_printer.interface import PrinterFault
     from kiosk import receipts
 
     name = args.device or cfg.handout.receipt_printer or "receipt_printer"
-    params = _params(cfg, name, "receipt_printer")
-    for key, value in (("port", args.port), ("baudrate", args.baud), ("encoding", args.encoding),
-                       ("paper_width", args.paper_width)):
-        if value is not None:
-            params[key] = value
-    if not params.get("port"):
-        print("test-print: no port: give --port (e.g. /dev/ttyS0) or set [devices.receipt_printer] port",
-              file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        printer = EscPosSerialPrinter(name, **params)
-    except (ValidationError, TypeError, ValueError) as exc:
-        print(f"test-print: bad printer setting: {exc}", file=sys.stderr)
+    printer = _driver(EscPosSerialPrinter, name, _params(cfg, name, "receipt_printer"),
+                      {"port": args.port, "baudrate": args.baud, "encoding": args.encoding,
+                       "paper_width": args.paper_width}, "port",
+                      "no port: give --port (e.g. /dev/ttyS0) or set [devices.receipt_printer] port")
+    if printer is None:
         return EXIT_USAGE
     settings = (f"{printer.port_name} {printer.params.baudrate} baud, {printer.params.encoding}, "
                 f"{printer.params.paper_width} mm")
@@ -135,26 +142,15 @@ def print_receipt(cfg: KioskConfig, args: argparse.Namespace) -> int:
 
 # -- A4 printer ---------------------------------------------------------------------------------------
 def print_a4(cfg: KioskConfig, args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from devices.a4_printer.driver import CupsPrinter
     from devices.a4_printer.interface import JobState
     from kiosk.certificates import test_page
 
     name = args.device or cfg.handout.a4_printer or "a4_printer"
-    params = _params(cfg, name, "a4_printer")
-    if args.queue:
-        params["queue"] = args.queue
-    if args.server is not None:
-        params["server"] = args.server
-    if not params.get("queue"):
-        print("test-print: no CUPS queue: give --queue (see `lpstat -p`) or set [devices.a4_printer] queue",
-              file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        printer = CupsPrinter(name, **params)
-    except (ValidationError, TypeError, ValueError) as exc:
-        print(f"test-print: bad printer setting: {exc}", file=sys.stderr)
+    printer = _driver(CupsPrinter, name, _params(cfg, name, "a4_printer"),
+                      {"queue": args.queue or None, "server": args.server}, "queue",
+                      "no CUPS queue: give --queue (see `lpstat -p`) or set [devices.a4_printer] queue")
+    if printer is None:
         return EXIT_USAGE
     pdf = test_page(cfg.terminal.id, cfg.terminal.location, _now())
     try:
