@@ -79,3 +79,28 @@ def test_a_bad_setting_is_exit_2_with_the_reason(printer: tuple[EscPosEmulator, 
     printer, port = printer
     done = run("--port", port, "--baud", "-5")
     assert done.returncode == 2 and "baud" in done.stderr.lower(), done.stderr
+
+
+def test_a4_prints_a_test_page_through_cups_and_follows_the_job() -> None:
+    from devices.a4_printer.emulator import CupsPdfEmulator
+
+    cups = CupsPdfEmulator()
+    server = cups.start()
+    try:
+        done = run("--a4", "--server", server, "--queue", cups.queue, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "printed an A4 test page" in done.stdout and "done" in done.stdout
+        printed = cups.printed()
+        assert len(printed) == 1 and printed[0].read_bytes().startswith(b"%PDF")
+        cups.stop_queue("paper out (test)")
+        cups.reject("closed for the test")
+        refused = run("--a4", "--server", server, "--queue", cups.queue, timeout=120)
+        assert refused.returncode == 4 and "Traceback" not in refused.stderr, refused.stderr
+    finally:
+        cups.stop()
+
+
+def test_a4_without_a_print_server_is_exit_3() -> None:
+    done = run("--a4", "--server", "127.0.0.1:9", "--queue", "KioskA4", timeout=60)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "cannot reach" in done.stderr and "Traceback" not in done.stderr
