@@ -28,6 +28,10 @@ class UiSection(_Section):
     font: str
     font_candidates: list[str]
     language: Literal["zh-CN", "en"]
+    elder_mode_age: int = Field(ge=0, le=120, description="elder mode turns on by itself for card holders "
+                                "this old or older; 0: only when the citizen touches it")
+    help_hotline: str = Field(min_length=1, max_length=20, description="the number a citizen is given when "
+                              "staff cannot be reached from the terminal")
 
 
 class VisitSection(_Section):
@@ -40,6 +44,7 @@ class VoiceSection(_Section):
     enabled: bool
     voice: str
     rate: int = Field(ge=80, le=400)
+    elder_rate: int = Field(ge=80, le=400, description="words per minute in elder mode")
     volume: float = Field(ge=0.0, le=1.0)
     quiet_hours: str = Field(pattern=r"^$|^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$",
                              description="HH:MM-HH:MM local time when `quiet_volume` applies; empty for never")

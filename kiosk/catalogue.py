@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from govapi.form_values import FIELD_TYPES, value_problem
+
+Text = dict[str, str]  # {"zh-CN": ..., "en": ...}
+
 CATALOGUE_FILE = Path(__file__).resolve().parent.parent / "config" / "catalogue.toml"
 # the kinds of item a visit can carry out (fill in, submit); progress lookups and
 # appointments need flows of their own and are not offered until they exist
@@ -16,40 +20,102 @@ class CatalogueError(ValueError):
     """The catalogue data is malformed; the message names the service and the field."""
 
 
+def text_in(text: Text | None, lang: str) -> str:
+    """A catalogue text in `lang`, falling back to zh-CN (every text has zh-CN)."""
+    if not text:
+        return ""
+    return text.get(lang) or text.get("zh-CN", "")
+
+
 @dataclass(frozen=True)
 class Field:
     key: str
-    label: dict[str, str]
+    label: Text
     source: str  # "identity.<attr>", "profile.<attr>" (the platform fills it), or "" (the citizen)
     required: bool = False
+    type: str = "text"  # one of govapi.form_values.FIELD_TYPES
+    choices: tuple[tuple[str, Text], ...] = ()  # (value, label) for type "choice"
 
     def prefill(self, identity: Any) -> str:
+        """The card's value for this field; for a choice, the choice whose code or label it is
+        (the card says 女, the form stores "2")."""
         if identity is None or not self.source.startswith("identity."):
             return ""
         value = getattr(identity, self.source.split(".", 1)[1], "")
-        return "" if value is None else str(value)
+        value = "" if value is None else str(value)
+        for code, label in self.choices:
+            if value == code or value in label.values():
+                return code
+        return value
+
+    @property
+    def editable(self) -> bool:
+        """Values read from the ID card are the card's: shown, never retyped or changed."""
+        return not self.source.startswith("identity.")
+
+    def can_change(self, current: str) -> bool:
+        """Editable, or a card field the card left empty or gave in a form the platform would
+        refuse: the citizen must never be stuck on a field they may not touch."""
+        return self.editable or not current.strip() or self.problem(current) is not None
+
+    def problem(self, value: str) -> str | None:
+        """Why `value` would be refused by the platform (the same rules), or None."""
+        if not value.strip():
+            return "required" if self.required else None
+        return value_problem(self.type, value.strip(), (v for v, _ in self.choices))
+
+    def shown(self, value: str, lang: str) -> str:
+        """What the citizen reads for a stored value: a choice's label, not its code."""
+        for choice, label in self.choices:
+            if choice == value:
+                return text_in(label, lang)
+        return value
 
 
 @dataclass(frozen=True)
 class Material:
     id: str
-    title: dict[str, str]
+    title: Text
     e_licence: str | None  # an e-licence type that may replace the paper
     promise_allowed: bool  # "告知承诺+容缺办理": may be promised and handed in later
     required: bool
+    commitment: Text | None = None  # what the citizen promises when they hand it in later
 
 
 @dataclass(frozen=True)
 class Service:
     id: str
     category: str
-    title: dict[str, str]
+    title: Text
     fields: tuple[Field, ...]
     materials: tuple[Material, ...] = ()
     kind: str = "service"
+    life_event: str = ""
+    summary: Text | None = None
+    notice: Text | None = None  # 办事须知: read and accepted before the form
+    steps: tuple[Text, ...] = ()  # how it is handled, shown with the notice
+    departments: tuple[Text, ...] = ()  # the lead department first, then the cooperating ones
+    time_limit_days: int = 0
+    includes: tuple[Text, ...] = ()  # the services a bundle ("一件事") handles together
 
     def title_in(self, lang: str) -> str:
-        return self.title.get(lang) or self.title["zh-CN"]
+        return text_in(self.title, lang)
+
+    def material(self, material_id: str) -> Material:
+        for m in self.materials:
+            if m.id == material_id:
+                return m
+        raise CatalogueError(f"service {self.id!r} asks for no material {material_id!r}")
+
+    def matches(self, query: str) -> bool:
+        """Search on the choose step: any word of the query in a title, summary or included
+        service, in either language (case-insensitive)."""
+        words = query.casefold().split()
+        if not words:
+            return True
+        hay = " ".join(text_in(t, lang) for t in (self.title, self.summary, *self.includes)
+                       for lang in ("zh-CN", "en")).casefold()
+        return all(word in hay for word in words)
 
 
 class Catalogue:
@@ -60,13 +126,13 @@ class Catalogue:
             raise CatalogueError("two services share one id")
 
     @classmethod
-    def load(cls, path: Path = CATALOGUE_FILE) -> "Catalogue":
+    def load(cls, path: Path = CATALOGUE_FILE) -> Catalogue:
         with path.open("rb") as fh:
             raw = tomllib.load(fh)
         return cls.from_data(raw.get("service", []), str(path))
 
     @classmethod
-    def from_data(cls, items: list[dict[str, Any]], where: str = "catalogue") -> "Catalogue":
+    def from_data(cls, items: list[dict[str, Any]], where: str = "catalogue") -> Catalogue:
         services = []
         for n, item in enumerate(items):
             try:
@@ -78,19 +144,13 @@ class Catalogue:
         return cls(services)
 
     @classmethod
-    def from_platform(cls, data: dict[str, Any]) -> "Catalogue":
+    def from_platform(cls, data: dict[str, Any]) -> Catalogue:
         """The platform's catalogue (GET /v1/catalogue) as the visit's services."""
         services = []
         for n, item in enumerate(data.get("items", [])):
             try:
-                fields = tuple(Field(f["key"], dict(f["label"]), f.get("source") or "", bool(f.get("required")))
-                               for f in item.get("form", []))
-                materials = tuple(Material(m["id"], dict(m["title"]), m.get("e_licence"),
-                                           bool(m.get("promise_allowed")), bool(m.get("required", True)))
-                                  for m in item.get("materials", []))
-                services.append(Service(item["id"], item.get("category", ""), dict(item["title"]),
-                                        fields, materials, item.get("kind", "service")))
-            except (KeyError, TypeError) as exc:
+                services.append(_service_from_platform(item))
+            except (KeyError, TypeError, AttributeError) as exc:
                 raise CatalogueError(f"platform catalogue: item #{n + 1} lacks {exc}") from None
         return cls(services, str(data.get("version", "")))
 
@@ -106,3 +166,33 @@ class Catalogue:
 
     def add(self, service: Service) -> None:
         self._services[service.id] = service
+
+
+def _department(data: Any) -> Text:
+    return {"zh-CN": data["zh-CN"], "en": data.get("en", "")} if isinstance(data, dict) else {"zh-CN": str(data)}
+
+
+def _service_from_platform(item: dict[str, Any]) -> Service:
+    fields = []
+    for f in item.get("form", []):
+        kind = f.get("type") or "text"
+        if kind not in FIELD_TYPES:
+            raise CatalogueError(f"platform catalogue: item {item['id']} field {f['key']} has an unknown "
+                                 f"type {kind!r} (known: {', '.join(FIELD_TYPES)})")
+        choices = tuple((str(c["value"]), dict(c["label"])) for c in f.get("choices") or [])
+        fields.append(Field(f["key"], dict(f["label"]), f.get("source") or "", bool(f.get("required")),
+                            kind, choices))
+    materials = tuple(Material(m["id"], dict(m["title"]), m.get("e_licence"), bool(m.get("promise_allowed")),
+                               bool(m.get("required", True)), dict(m["commitment"]) if m.get("commitment") else None)
+                      for m in item.get("materials", []))
+    departments = []
+    if item.get("lead_department"):
+        departments.append(_department(item["lead_department"]))
+    departments += [_department(d) for d in item.get("cooperating_departments", [])]
+    return Service(item["id"], item.get("category", ""), dict(item["title"]), tuple(fields), materials,
+                   item.get("kind", "service"), item.get("life_event", ""),
+                   dict(item["summary"]) if item.get("summary") else None,
+                   dict(item["notice"]) if item.get("notice") else None,
+                   tuple(dict(s) for s in item.get("steps", [])), tuple(departments),
+                   int(item.get("time_limit_days") or 0),
+                   tuple(dict(i["title"]) for i in item.get("includes", [])))

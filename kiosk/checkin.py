@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from config.schema import KioskConfig
 from devices.base import Device, DeviceError

@@ -202,7 +202,7 @@ class CodeRules:
             set_(self, name, (int(low), int(high)))
 
     @classmethod
-    def from_mapping(cls, data: Mapping[str, Any]) -> "CodeRules":
+    def from_mapping(cls, data: Mapping[str, Any]) -> CodeRules:
         """From a config section: lists become tuples; unknown keys are an error."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known

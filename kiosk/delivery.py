@@ -35,6 +35,7 @@ class Deliverer:
         self.backoff_max_s = backoff_max_s
         self._lock = threading.Lock()  # one delivery at a time: never two sends of one row
         self._stop = threading.Event()
+        self._wake = threading.Event()  # something new was queued: deliver now, not at the next round
         self._thread: threading.Thread | None = None
 
     def deliver(self, entry: Entry, client: PlatformClient | None = None) -> Entry:
@@ -96,13 +97,22 @@ class Deliverer:
         self._thread = threading.Thread(target=self._run, name="outbox-delivery", daemon=True)
         self._thread.start()
 
+    def wake(self) -> None:
+        """Deliver what is due soon rather than at the next interval (a rating just given)."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
+        while not self._stop.is_set():
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
             try:
                 self.drain()
             except Exception:  # the worker must outlive any one bad row

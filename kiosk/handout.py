@@ -15,8 +15,9 @@ from __future__ import annotations
 import datetime
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from config.schema import KioskConfig

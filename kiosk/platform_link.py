@@ -10,11 +10,13 @@ import datetime
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from config.schema import KioskConfig
 from govapi.signing import KeyFileError, KeyPair
+from kiosk import materials
 from kiosk.catalogue import Catalogue, CatalogueError, Service
 from kiosk.delivery import Deliverer
 from kiosk.govclient import PlatformClient, PlatformError, new_idempotency_key
@@ -197,29 +199,49 @@ class PlatformLink:
         values = data.get("values", data)
         return {k: str(v.get("value", "")) if isinstance(v, dict) else str(v) for k, v in values.items()}
 
-    def materials_for(self, session: Session, service: Service) -> list[dict[str, str]]:
-        """E-licences found automatically; else the paper the citizen scanned ("scan:<sha256>",
-        uploaded before the application); else promised where the item allows it. The ID card
-        just read counts as the citizen's ID e-licence even when the platform could not be asked.
+    def home(self, session: Session) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
+        """The citizen's own page: benefits and applications in progress; None when the platform
+        could not be asked (the visit goes on without them)."""
+        self._identified(session)
+        token = session.citizen_token
+        if token is None:
+            return None
+        try:
+            benefits = self.quick.benefits(token.token).get("benefits", [])
+            applications = self.quick.my_applications(token.token).get("applications", [])
+        except (PlatformError, AttributeError) as exc:
+            log.warning("the citizen's page could not be loaded: %s", exc)
+            return None
+        return list(benefits), list(applications)
 
-        An e-licence wins over a scan of the same material: it is the issuing department's own
-        record (current, verifiable, nothing to read off a picture), and not sending the picture
-        keeps a copy of the citizen's document off the network and out of the platform. A scan
-        wins over a promise: the paper is there, nothing is left owing (容缺)."""
-        held = {lic.get("type"): lic for lic in session.licences}
-        identity = session.identity
-        if "id_card" not in held and getattr(identity, "card_type", "") == "resident":
-            held["id_card"] = {"type": "id_card", "number": getattr(identity, "id_number", "")}
-        out = []
-        for m in service.materials:
-            scan = session.scans.get(m.id)
-            if m.e_licence and m.e_licence in held:
-                out.append({"id": m.id, "provided": "e_licence", "reference": str(held[m.e_licence].get("number", ""))})
-            elif scan is not None:
-                out.append({"id": m.id, "provided": "scan", "reference": scan.reference})
-            elif m.promise_allowed:
-                out.append({"id": m.id, "provided": "promise"})
-        return out
+    def rate(self, level: int, receipt: Receipt | None, item_id: str | None, visit_id: str) -> None:
+        """好差评: queued durably and delivered by the outbox like an application (a rating given
+        while the platform is down still counts)."""
+        payload: dict[str, Any] = {"level": level, "visit_id": visit_id}
+        if item_id:
+            payload["item_id"] = item_id
+        if receipt is not None and receipt.delivered:
+            payload["receipt_number"] = receipt.number
+        try:
+            self.outbox.enqueue("rating", payload, new_idempotency_key())
+        except OutboxError as exc:
+            log.error("the rating could not be kept: %s", exc)
+            return
+        self.deliverer.wake()
+
+    def call_help(self, visit_id: str, item_id: str | None, step: str) -> tuple[str, str]:
+        """Ask the help desk for a person (a "help" consultation); (ticket, hotline). Raises
+        PlatformError when the platform cannot be reached: the screen then gives the hotline."""
+        payload: dict[str, Any] = {"kind": "help", "text": f"终端 {self.cfg.terminal.id} 求助（步骤 {step}）",
+                                   "visit_id": visit_id}
+        if item_id:
+            payload["item_id"] = item_id
+        answer = self.quick.consult(payload, new_idempotency_key())
+        return str(answer.get("ticket_number", "")), str(answer.get("hotline", ""))
+
+    def materials_for(self, session: Session, service: Service) -> list[dict[str, str]]:
+        """What the application says about each material (see kiosk.materials)."""
+        return materials.for_application(service, session)
 
     # -- submission: outbox first, then deliver ---------------------------------------------------
     def submit(self, session: Session, service: Service, answers: dict[str, str]) -> Receipt:
@@ -236,7 +258,7 @@ class PlatformLink:
             "face_check": session.face_check or NO_FACE_CHECK,
             "answers": answers,
             "materials": materials,
-            "submitted_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+            "submitted_at": datetime.datetime.now(datetime.UTC).isoformat(),
         }
         try:
             entry = self.outbox.enqueue("application", payload, new_idempotency_key(), attachments=scans)

@@ -13,8 +13,16 @@ import threading
 # visit's registered secrets, which have no shape a pattern could find.
 from govapi.masking import mask_id_number, mask_name, mask_numbers, mask_phone
 
-__all__ = ["mask_id_number", "mask_name", "mask_phone", "mask_text", "register_secret", "forget_secret",
-           "clear_secrets", "PrivacyFilter"]
+__all__ = [
+    "PrivacyFilter",
+    "clear_secrets",
+    "forget_secret",
+    "mask_id_number",
+    "mask_name",
+    "mask_phone",
+    "mask_text",
+    "register_secret",
+]
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()

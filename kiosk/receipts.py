@@ -25,7 +25,12 @@ from typing import Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import config
-from devices.receipt_printer.document import Align, Document, ErrorCorrection, text_columns
+from devices.receipt_printer.document import (
+    Align,
+    Document,
+    ErrorCorrection,
+    text_columns,
+)
 
 RECEIPTS_FILE = Path(config.__file__).with_name("receipts.toml")
 LANGUAGES = ("zh-CN", "en")

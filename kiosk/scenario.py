@@ -12,18 +12,20 @@ import sys
 import threading
 import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
 from config.schema import KioskConfig
 from kiosk.catalogue import CatalogueError
 from kiosk.terminal import Terminal
 from kiosk.visit import InvalidTransition, View
 
-ACTIONS = ("press", "place_card", "remove_card", "choose", "correct", "idle", "expect",
-           "language", "device", "wait")
-PRESSES = {"start", "back", "cancel", "confirm", "finish", "continue", "sms"}
+ACTIONS = ("press", "place_card", "remove_card", "choose", "correct", "fill", "idle", "expect",
+           "language", "device", "wait", "filter", "search", "promise", "scan", "rate")
+PRESSES = {"start", "back", "cancel", "confirm", "finish", "continue", "sms", "browse", "next", "help",
+           "close_help", "elder", "voice", "repeat"}
 
 
 class ScenarioError(Exception):
@@ -51,7 +53,7 @@ class Scenario:
     path: str = ""
 
     @classmethod
-    def load(cls, path: str | Path) -> "Scenario":
+    def load(cls, path: str | Path) -> Scenario:
         try:
             with open(path, "rb") as fh:
                 raw = tomllib.load(fh)
@@ -151,7 +153,9 @@ class Runner:
             self._say(f"press {button}")
             {"start": visit.start, "back": visit.back, "cancel": visit.cancel,
              "confirm": visit.confirm, "finish": visit.finish,
-             "continue": visit.keep_alive, "sms": visit.request_sms}[button]()
+             "continue": visit.keep_alive, "sms": visit.request_sms, "browse": visit.browse,
+             "next": visit.next, "help": visit.help, "close_help": visit.close_help,
+             "elder": visit.toggle_elder, "voice": visit.toggle_voice, "repeat": visit.repeat}[button]()
         elif action == "place_card":
             self._say(f"place card {step['card']}")
             self._emulator(step.get("device", "idcard")).place_card(step["card"])
@@ -169,6 +173,27 @@ class Runner:
         elif action == "correct":
             self._say(f"correct field {step['field']}")
             visit.correct(step["field"], str(step["value"]))
+        elif action == "fill":  # several fields typed at once: values = {key = "value", ...}
+            for key, value in dict(step["values"]).items():
+                self._say(f"correct field {key}")
+                visit.correct(key, str(value))
+                if visit.view().fields and any(f.key == key and f.problem for f in visit.view().fields):
+                    raise ScenarioFailed(f"the form refused {value!r} for field {key!r}")
+        elif action == "filter":
+            self._say(f"filter {step['kind']} {step.get('value', '')}")
+            visit.filter_services(step["kind"], step.get("value", ""))
+        elif action == "search":
+            self._say(f"search {step['query']!r}")
+            visit.search(step["query"])
+        elif action == "promise":
+            self._say(f"promise material {step['material']}")
+            visit.promise(step["material"])
+        elif action == "scan":
+            self._say(f"scan material {step['material']}")
+            visit.scan(step["material"])
+        elif action == "rate":
+            self._say(f"rate {step['level']}")
+            visit.rate(int(step["level"]))
         elif action == "language":
             visit.set_language(step["language"])
         elif action == "idle":
@@ -196,6 +221,9 @@ class Runner:
         want_handout = step.get("handout")  # the finish step's handout message key
         want_sms = step.get("sms")  # "", "offer", "sending", "sent", "failed"
         want_notices = step.get("notices")  # the choose step's equipment notices, a list
+        want_services = step.get("services_include")  # service ids the choose step must show
+        want_materials = step.get("materials")  # {material id = "e_licence"|"scan"|"promise"|""}
+        want_home = step.get("home")  # "loading", "ready" or "unavailable"
         within = float(step.get("within_s", 10))
         visit = self.terminal.visit
 
@@ -207,7 +235,12 @@ class Runner:
                     and (want_handout is None or (view.handout is not None
                                                   and view.handout.message_key == want_handout))
                     and (want_sms is None or (view.handout.sms if view.handout else "") == want_sms)
-                    and (want_notices is None or list(view.notices) == list(want_notices)))
+                    and (want_notices is None or list(view.notices) == list(want_notices))
+                    and (want_services is None or set(want_services) <= {sid for sid, _ in view.services})
+                    and (want_materials is None
+                         or all({m.id: m.provided for m in view.materials}.get(k) == v
+                                for k, v in dict(want_materials).items()))
+                    and (want_home is None or (view.home is not None and view.home.state == want_home)))
 
         if not self._wait_for(ok, within):
             view = visit.view()
@@ -217,10 +250,16 @@ class Runner:
                                  + (f" with handout {want_handout!r}" if want_handout else "")
                                  + (f" with sms {want_sms!r}" if want_sms is not None else "")
                                  + (f" with notices {want_notices!r}" if want_notices is not None else "")
+                                 + (f" showing services {want_services!r}" if want_services else "")
+                                 + (f" with materials {want_materials!r}" if want_materials else "")
+                                 + (f" with home {want_home!r}" if want_home else "")
                                  + f" within {within:g}s, but the screen is {view.step.value!r}"
                                  + (f" with notice {view.message_key!r}" if view.message_key else "")
                                  + (f" and receipt {view.receipt!r}" if view.receipt else "")
                                  + (f" and handout {view.handout.message_key!r} (sms {view.handout.sms!r})"
                                     if view.handout else "")
-                                 + (f" and notices {list(view.notices)!r}" if view.notices else ""))
+                                 + (f" and notices {list(view.notices)!r}" if view.notices else "")
+                                 + (f" and materials {({m.id: m.provided for m in view.materials})!r}"
+                                    if want_materials else "")
+                                 + (f" and home {view.home.state!r}" if want_home and view.home else ""))
         self._say(f"ok: screen is {visit.view().step.value}")

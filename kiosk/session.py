@@ -76,7 +76,9 @@ class Session:
     citizen_token: Any = None  # the platform's short-lived token for this visit
     licences: list[dict[str, Any]] = field(default_factory=list)  # e-licences the citizen holds
     face_check: dict[str, Any] | None = None  # signed evidence of the face check (never the image)
-    scans: dict[str, Scan] = field(default_factory=dict)  # material id -> its scan (REVIEW step)
+    scans: dict[str, Scan] = field(default_factory=dict)  # material id -> its scan (materials step)
+    promises: set[str] = field(default_factory=set)  # materials promised for later (告知承诺)
+    notice_accepted: bool = False
 
     def set_identity(self, identity: Any) -> None:
         self.identity = identity
@@ -93,22 +95,28 @@ class Session:
         if self.identity is not None and hasattr(self.identity, "wipe"):
             self.identity.wipe()
         self.identity = None
-        for key in list(self.answers):
-            self.answers[key] = ""
-        self.answers.clear()
-        self.service_id = None
         self.citizen_token = None
         self.licences.clear()
         self.face_check = None
+        self.drop_item()
+
+    def drop_item(self) -> None:
+        """Forget the chosen item and everything given for it (the citizen chose another)."""
+        self.service_id = None
+        for key in list(self.answers):
+            self.answers[key] = ""
+        self.answers.clear()
         for scan in self.scans.values():
             scan.wipe()
         self.scans.clear()
+        self.promises.clear()
+        self.notice_accepted = False
 
     @property
     def is_empty(self) -> bool:
         return (self.identity is None and not self.answers and self.service_id is None
                 and self.citizen_token is None and not self.licences and self.face_check is None
-                and not self.scans)
+                and not self.scans and not self.promises)
 
     def __repr__(self) -> str:  # never show personal data, even in a debugger or traceback
         return f"Session(visit_id={self.visit_id[:8]}, identified={self.identity is not None})"

@@ -9,8 +9,9 @@ import datetime
 import inspect
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from config.schema import KioskConfig
 from config.texts import Texts
@@ -23,12 +24,15 @@ from kiosk.face_check import FaceCheck, cooperative_citizen
 from kiosk.handout import HandoutDesk, usable
 from kiosk.platform_link import PlatformLink
 from kiosk.visit import Step, Timing, View, Visit
+from kiosk.visit_workers import CitizenPage, HelpCalls, MaterialScanner, scanner_usable
 from kiosk.voice_policy import volume_at
 
 log = logging.getLogger(__name__)
 
 # the reason a view changed -> speak it? Countdown ticks and corrections stay silent.
-_SILENT_REASONS = {"correct", "continue", "sms", "equipment"}
+_SILENT_REASONS = {"correct", "invalid", "continue", "sms", "equipment", "filter", "home", "promised",
+                   "promise_withdrawn", "scan_attached", "scan_detached", "help_closed", "help_again"}
+_HELP_KEYS = {"help": "help.calling", "help_answered": "help.called", "help_failed": "help.failed"}
 
 
 class Terminal:
@@ -53,7 +57,8 @@ class Terminal:
                            clock=clock, today=today, language=cfg.ui.language,
                            submitter=self.link.submit if self.link else None,
                            prefiller=self.link.prefill if self.link else None,
-                           face_required=cfg.face.enabled)
+                           rater=self.link.rate if self.link else None,
+                           face_required=cfg.face.enabled, elder_age=cfg.ui.elder_mode_age)
         self.devices: dict[str, Device] = {}
         self.emulators: dict[str, Any] = {}
         self.speaker = speaker
@@ -68,6 +73,13 @@ class Terminal:
         self.visit.subscribe(self.handout.on_view)
         self.checkin = CheckIn(self.visit, cfg, self.devices.get, self.link)
         self.visit.subscribe(self.checkin.on_view)
+        self.citizen_page = CitizenPage(self.visit, self.link)
+        self.help_calls = HelpCalls(self.visit, self.link, cfg.ui.help_hotline)
+        self.scanner_name = next((n for n, d in cfg.devices.items() if d.device_class == "scanner"), None)
+        self.material_scanner = MaterialScanner(
+            self.visit, lambda: self.devices.get(self.scanner_name) if self.scanner_name else None)
+        for worker in (self.citizen_page, self.help_calls, self.material_scanner):
+            self.visit.subscribe(worker.on_view)
         self.face: FaceCheck | None = None
         if cfg.face.enabled:
             camera_cfg = cfg.devices.get(cfg.face.camera)
@@ -149,14 +161,14 @@ class Terminal:
         elif event.kind in ("code_scanned", "code_unreadable"):
             self.checkin.on_event(event.kind, event.data)
         elif event.kind == "status_changed" and event.source in (self.cfg.handout.receipt_printer,
-                                                                   self.cfg.handout.a4_printer):
+                                                                   self.cfg.handout.a4_printer, self.scanner_name):
             self.update_equipment()
         elif (event.kind == "status_changed" and event.data.get("device") != DeviceState.ONLINE.value
               and self.cfg.devices[event.source].device_class == "idcard"):
             self.visit.reader_offline()
 
     def update_equipment(self) -> None:
-        """Tell the visit what the printers allow now, before a citizen chooses."""
+        """Tell the visit what the printers and the scanner allow now, before a citizen chooses."""
         notices: list[str] = []
         unavailable: set[str] = set()
         receipt_name, a4_name = self.cfg.handout.receipt_printer, self.cfg.handout.a4_printer
@@ -165,11 +177,12 @@ class Terminal:
         if a4_name in self.devices and not usable(self.devices[a4_name]):
             notices.append("notice.no_certificates")
             unavailable.add("certificate")
-        self.visit.set_equipment(tuple(notices), frozenset(unavailable))
+        scanner = self.devices.get(self.scanner_name) if self.scanner_name else None
+        self.visit.set_equipment(tuple(notices), frozenset(unavailable), scanner_usable(scanner))
 
     def _after_face(self, view: View) -> None:
         """The holder is verified: now the platform is asked who they are, with the evidence."""
-        if view.step is Step.CHOOSE and view.reason == "face" and self.link is not None:
+        if view.step is Step.HOME and view.reason == "face" and self.link is not None:
             self.link.identify_in_background(self.visit.session)
 
     # -- voice ---------------------------------------------------------------------------
@@ -193,6 +206,14 @@ class Terminal:
             return None
         if view.reason == "handout" and view.handout is not None:
             return "handout.sms_failed" if view.handout.sms == "failed" else view.handout.message_key
+        if view.reason in _HELP_KEYS:
+            return _HELP_KEYS[view.reason]
+        if view.reason == "elder":
+            return "elder.on" if view.elder else "elder.off"
+        if view.reason == "scan":
+            return "materials.scanning"
+        if view.reason == "search":
+            return view.message_key  # only "nothing found" is said; results are read on screen
         return view.message_key or view.prompt_key
 
     def _speak(self, view: View) -> None:
@@ -204,9 +225,17 @@ class Terminal:
         key = self.prompt_for(view)
         if key is None:
             return
+        if hasattr(self.speaker, "set_rate"):
+            self.speaker.set_rate(self.cfg.voice.elder_rate if view.elder else self.cfg.voice.rate)
         if hasattr(self.speaker, "set_volume"):
             voice = self.cfg.voice
             self.speaker.set_volume(volume_at(self.time_of_day(), voice.volume, voice.quiet_hours,
                                               voice.quiet_volume))
-        values = view.handout.values if view.handout is not None and key.startswith("handout.") else {}
+        values: dict[str, str] = {}
+        if view.handout is not None and key.startswith("handout."):
+            values = view.handout.values
+        elif key.startswith("help.") and view.help is not None:
+            values = {"ticket": view.help.ticket, "hotline": view.help.hotline or self.cfg.ui.help_hotline}
+        elif key == view.message_key:
+            values = view.message_values
         self.speaker.say(self.texts.get(key, view.language, **values), interrupt=True, key=key)

@@ -7,27 +7,31 @@ played) without waiting, and nothing here knows about Kivy.
 from __future__ import annotations
 
 import datetime
-import enum
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from kiosk.catalogue import Catalogue, Service
+from kiosk import materials as material_rules
+from kiosk.catalogue import Catalogue, CatalogueError, Service, text_in
 from kiosk.session import Scan, Session
+from kiosk.view import (
+    ITEM_STEPS,
+    Application,
+    Benefit,
+    FieldView,
+    Handout,
+    HelpCall,
+    Home,
+    ItemInfo,
+    MaterialView,
+    Step,
+    View,
+)
 
 log = logging.getLogger(__name__)
-
-
-class Step(str, enum.Enum):
-    ATTRACT = "attract"
-    IDENTIFY = "identify"
-    FACE = "face"
-    CHOOSE = "choose"
-    REVIEW = "review"
-    FINISH = "finish"
-    TICKET = "ticket"  # 预约取号: an appointment code held up on the attract screen
 
 
 class InvalidTransition(RuntimeError):
@@ -48,17 +52,6 @@ class Receipt:
     delivered: bool  # False: safely queued on the terminal, delivered when the platform is back
 
 
-@dataclass(frozen=True)
-class Handout:
-    """What the citizen takes away on the finish step (a printed receipt or certificate), as
-    far as it has got: shown on screen and spoken, updated by the terminal's print worker."""
-
-    message_key: str  # e.g. "handout.printing", "handout.receipt_printed", "handout.paper_out"
-    values: dict[str, str] = field(default_factory=dict)  # placeholders of the message
-    qr: str | None = None  # a link shown as a QR code when paper failed (progress or verify page)
-    sms: str = ""  # "" not offered, "offer", "sending", "sent", "failed"
-
-
 class Prefiller(Protocol):
     def __call__(self, session: Session, service: Service) -> dict[str, str]:
         """Values the state already holds for this service's form (beyond the card)."""
@@ -69,6 +62,11 @@ class Submitter(Protocol):
         """Hand the application over (or queue it durably); raise SubmitError if neither."""
 
 
+class Rater(Protocol):
+    def __call__(self, level: int, receipt: Receipt | None, item_id: str | None, visit_id: str) -> None:
+        """Pass the citizen's rating on (queued durably; never raises for a network fault)."""
+
+
 @dataclass(frozen=True)
 class Timing:
     idle_timeout_s: float = 60.0
@@ -76,65 +74,52 @@ class Timing:
     identify_timeout_s: float = 90.0
 
 
-@dataclass(frozen=True)
-class View:
-    """Everything a screen shows and the voice says for the current moment of the visit."""
-
-    step: Step
-    language: str
-    title_key: str
-    prompt_key: str | None = None
-    title_values: dict[str, str] = field(default_factory=dict)
-    message_key: str | None = None  # a notice shown on the step (expired card, ...)
-    services: tuple[tuple[str, str], ...] = ()  # (id, title) on the choose step
-    fields: tuple[tuple[str, str, str], ...] = ()  # (key, label, value) on the review step
-    warning_seconds: int | None = None  # idle countdown, None when not warning
-    receipt: str | None = None
-    reason: str = ""  # why the view changed: "start", "card", "timeout", ...
-    handout: Handout | None = None  # the finish step's receipt/certificate, once printing began
-    notices: tuple[str, ...] = ()  # equipment notices on the choose step (no receipt paper, ...)
-    voice_on: bool = True  # the citizen may silence the voice for their visit
-    scanned: tuple[str, ...] = ()  # material ids with a scan attached, on the review step
-
-
 Listener = Callable[[View], None]
 
-_TITLES = {
-    Step.ATTRACT: ("attract.title", "attract.prompt"),
-    Step.IDENTIFY: ("identify.title", "identify.prompt"),
-    Step.FACE: ("face.title", "face.prompt"),
-    Step.CHOOSE: ("choose.title", "choose.prompt"),
-    Step.REVIEW: ("review.title", "review.prompt"),
-    Step.FINISH: ("finish.title", "finish.prompt"),
-    Step.TICKET: ("ticket.title", "ticket.prompt"),
-}
+_TITLES = {step: (f"{step.value}.title", f"{step.value}.prompt") for step in Step}
+RATING_LEVELS = (5, 4, 3, 2, 1)  # 非常满意 .. 非常不满意, best first as on every 好差评 form
+_SOURCES = {"identity": "card"}  # a field's source prefix -> who filled it, as the screen says it
 
 
 class Visit:
-    """The state machine of one terminal: attract -> identify -> choose -> review -> finish."""
+    """The state machine of one terminal: attract -> identify -> home -> choose -> notice -> form
+    -> materials -> review -> finish -> rating -> attract."""
 
     def __init__(self, catalogue: Catalogue, timing: Timing = Timing(), *,
                  clock: Callable[[], float] = time.monotonic,
                  today: Callable[[], datetime.date] = datetime.date.today,
                  submitter: Submitter | None = None, prefiller: Prefiller | None = None,
-                 language: str = "zh-CN", face_required: bool = False) -> None:
+                 rater: Rater | None = None, language: str = "zh-CN", face_required: bool = False,
+                 elder_age: int = 0) -> None:
         self.catalogue = catalogue
         self.timing = timing
         self.clock = clock
         self.today = today
         self.submitter = submitter
         self.prefiller = prefiller
+        self.rater = rater
         self.face_required = face_required  # the card's holder must be verified by face first
+        self.elder_age = elder_age  # elder mode turns on by itself from this age (0: never)
         self.default_language = language
         self.language = language
         self.voice_on = True
+        self.elder = False
         self.session = Session()
         self.step = Step.ATTRACT
         self.card_present = False
         self._message: str | None = None
-        self._receipt: str | None = None
+        self._message_values: dict[str, str] = {}
+        self._receipt: Receipt | None = None
+        self._rated: int | None = None
         self._next_catalogue: Catalogue | None = None
         self._handout: Handout | None = None
+        self._home: tuple[str, list[dict[str, Any]], list[dict[str, Any]]] | None = None  # state, platform data
+        self._can_scan = True  # a usable scanner: paper materials can be scanned here
+        self._filter: tuple[str, str] = ("all", "")
+        self._query = ""
+        self._field_problem: tuple[str, str] | None = None  # (field key, text key)
+        self._scanning: str | None = None
+        self._help: HelpCall | None = None
         # equipment the terminal reports as unusable: notice keys, and service kinds not offered
         self._notices: tuple[str, ...] = ()
         self._unavailable_kinds: frozenset[str] = frozenset()
@@ -148,34 +133,142 @@ class Visit:
     def subscribe(self, listener: Listener) -> None:
         self._listeners.append(listener)
 
+    def unsubscribe(self, listener: Listener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    @property
+    def service(self) -> Service | None:
+        """The item the citizen chose, while they handle it."""
+        sid = self.session.service_id
+        return self.catalogue.get(sid) if sid else None
+
     def view(self, reason: str = "") -> View:
         with self._lock:
+            lang = self.language
             title_key, prompt_key = _TITLES[self.step]
             if self.step is Step.FINISH and self._message in ("finish.not_submitted", "finish.refused"):
                 title_key, prompt_key = "finish.not_submitted_title", self._message
             elif self.step is Step.FINISH and (self._message or "").startswith("face.failed"):
                 title_key, prompt_key = "face.failed_title", self._message
             values: dict[str, str] = {}
-            services: tuple[tuple[str, str], ...] = ()
-            fields: tuple[tuple[str, str, str], ...] = ()
-            if self.step is Step.CHOOSE:
+            if self.step in (Step.HOME, Step.CHOOSE):
                 values["name"] = getattr(self.session.identity, "name", "") or ""
-                services = tuple((s.id, s.title_in(self.language)) for s in self.catalogue.services()
-                                 if s.kind not in self._unavailable_kinds)
-            if self.step is Step.REVIEW and self.session.service_id:
-                service = self.catalogue.get(self.session.service_id)
-                fields = tuple((f.key, f.label.get(self.language) or f.label["zh-CN"],
-                                self.session.answers.get(f.key, "")) for f in service.fields)
+            service = self.service if self.step in ITEM_STEPS else None
+            if service is not None:
+                values["item"] = service.title_in(lang)
             warning = None
             if self._warning_deadline is not None:
                 warning = max(0, int(round(self._warning_deadline - self.clock())))
-            handout = self._handout if self.step in (Step.FINISH, Step.TICKET) else None
-            notices = self._notices if self.step is Step.CHOOSE else ()
-            scanned = self._scanned() if self.step is Step.REVIEW else ()
-            return View(self.step, self.language, title_key, prompt_key, values, self._message,
-                        services, fields, warning, self._receipt, reason, handout, notices,
-                        voice_on=self.voice_on, scanned=scanned)
+            return View(
+                self.step, lang, title_key, prompt_key, values, self._message, dict(self._message_values),
+                services=self._services_shown() if self.step is Step.CHOOSE else (),
+                fields=self._fields(service) if service and self.step in (Step.FORM, Step.REVIEW) else (),
+                warning_seconds=warning,
+                receipt=self._receipt.number if self._receipt else None,
+                reason=reason,
+                handout=self._handout if self.step in (Step.FINISH, Step.TICKET) else None,
+                notices=self._notices if self.step in (Step.HOME, Step.CHOOSE) else (),
+                voice_on=self.voice_on, elder=self.elder,
+                home=self._home_view() if self.step is Step.HOME else None,
+                filters=self._filters() if self.step is Step.CHOOSE else (),
+                active_filter=self._filter, query=self._query,
+                item=self._item_info(service) if service else None,
+                materials=self._materials(service) if service and self.step in (Step.MATERIALS, Step.REVIEW) else (),
+                scanning=self._scanning if self.step is Step.MATERIALS else None,
+                help=self._help, rated=self._rated,
+                position=self._position(service) if service else (0, 0))
 
+    # -- what the views hold -----------------------------------------------------------------
+    def _offered(self) -> list[Service]:
+        return [s for s in self.catalogue.services() if s.kind not in self._unavailable_kinds]
+
+    def _services_shown(self) -> tuple[tuple[str, str], ...]:
+        kind, value = self._filter
+        shown = []
+        for s in self._offered():
+            if kind == "category" and s.category != value or kind == "life_event" and s.life_event != value:
+                continue
+            if self._query and not s.matches(self._query):
+                continue
+            shown.append((s.id, s.title_in(self.language)))
+        return tuple(shown)
+
+    def _filters(self) -> tuple[tuple[str, str, str], ...]:
+        """"All", then every category, then every life event the offered items have, in order."""
+        out: list[tuple[str, str, str]] = [("all", "", "")]
+        for kind in ("category", "life_event"):
+            for s in self._offered():
+                value = getattr(s, kind)
+                if value and (kind, value) not in {(k, v) for k, v, _ in out}:
+                    out.append((kind, value, value))
+        return tuple(out)
+
+    def _home_view(self) -> Home | None:
+        if self._home is None:
+            return None
+        lang = self.language
+        state, benefits, applications = self._home
+        return Home(state,
+                    tuple(Benefit(text_in(b.get("title"), lang), text_in(b.get("reason"), lang),
+                                  str(b.get("status", "")), b.get("item_id")) for b in benefits),
+                    tuple(Application(str(a.get("receipt_number", "")), text_in(a.get("title"), lang),
+                                      str(a.get("status", "")), str(a.get("accepted_at", ""))[:10])
+                          for a in applications))
+
+    def _item_info(self, s: Service) -> ItemInfo:
+        lang = self.language
+        return ItemInfo(s.id, s.title_in(lang), text_in(s.summary, lang), text_in(s.notice, lang),
+                        tuple(text_in(t, lang) for t in s.steps), tuple(text_in(t, lang) for t in s.departments),
+                        s.time_limit_days, tuple(text_in(t, lang) for t in s.includes))
+
+    def _fields(self, s: Service) -> tuple[FieldView, ...]:
+        lang = self.language
+        out = []
+        for f in s.fields:
+            raw = self.session.answers.get(f.key, "")
+            problem = None
+            if self._field_problem and self._field_problem[0] == f.key:
+                problem = self._field_problem[1]
+            elif self._message == "form.missing" and f.problem(raw) == "required":
+                problem = "form.problem.required"
+            prefix = f.source.split(".", 1)[0] if f.source else ""
+            source = _SOURCES.get(prefix, "platform" if prefix and raw else "")
+            out.append(FieldView(f.key, text_in(f.label, lang), f.shown(raw, lang), raw, f.type, f.required,
+                                 f.can_change(raw), source, tuple((v, text_in(lbl, lang)) for v, lbl in f.choices),
+                                 problem))
+        return tuple(out)
+
+    def _materials(self, s: Service) -> tuple[MaterialView, ...]:
+        lang = self.language
+        held = material_rules.held_licences(self.session)
+        out = []
+        for m in s.materials:
+            licence = held.get(m.e_licence or "") if m.e_licence else None
+            out.append(MaterialView(m.id, text_in(m.title, lang), m.required,
+                                    material_rules.how_provided(m, self.session, held),
+                                    text_in(licence.get("title"), lang) if licence and isinstance(
+                                        licence.get("title"), dict) else ("" if licence is None else text_in(m.title, lang)),
+                                    m.promise_allowed, text_in(m.commitment, lang), self._can_scan))
+        return tuple(out)
+
+    def _item_steps(self, s: Service) -> list[Step]:
+        """The steps this item needs, in order: no notice, form or materials step when it has none."""
+        steps = []
+        if s.notice or s.steps:
+            steps.append(Step.NOTICE)
+        if s.fields:
+            steps.append(Step.FORM)
+        if s.materials:
+            steps.append(Step.MATERIALS)
+        steps.append(Step.REVIEW)
+        return steps
+
+    def _position(self, s: Service) -> tuple[int, int]:
+        steps = self._item_steps(s)
+        return (steps.index(self.step) + 1, len(steps)) if self.step in steps else (0, 0)
+
+    # -- publishing -----------------------------------------------------------------------
     def _publish(self, reason: str) -> None:
         view = self.view(reason)
         log.info("visit %s: step %s (%s)", self.session.visit_id[:8], view.step.value, reason)
@@ -185,10 +278,18 @@ class Visit:
             except Exception:
                 log.exception("visit listener failed")
 
-    def _go(self, step: Step, reason: str, message: str | None = None) -> None:
+    def _touched(self, reason: str) -> None:
+        """Something changed on the same step because of the citizen."""
+        self._last_activity = self.clock()
+        self._publish(reason)
+
+    def _go(self, step: Step, reason: str, message: str | None = None, **values: str) -> None:
         self.step = step
         self._message = message
+        self._message_values = values
         self._handout = None
+        self._field_problem = None
+        self._scanning = None
         self._warning_deadline = None
         self._last_activity = self.clock()
         self._publish(reason)
@@ -198,6 +299,13 @@ class Visit:
             allowed = ", ".join(s.value for s in steps)
             raise InvalidTransition(f"not possible on step {self.step.value} (only on {allowed})")
 
+    def _identified(self, reason: str) -> None:
+        """Card (and face) done: elder mode for older citizens, then their own page."""
+        if self.elder_age and _age(getattr(self.session.identity, "birth_date", None), self.today()) >= self.elder_age:
+            self.elder = True
+        self._home = ("loading", [], [])
+        self._go(Step.HOME, reason)
+
     # -- citizen actions -----------------------------------------------------------------
     def start(self) -> None:
         with self._lock:
@@ -205,85 +313,186 @@ class Visit:
             self.session = Session()
             self._go(Step.IDENTIFY, "start")
 
-    def choose(self, service_id: str) -> None:
+    def browse(self) -> None:
+        """From their own page to the services (办理新业务)."""
+        with self._lock:
+            self._require(Step.HOME)
+            self._go(Step.CHOOSE, "browse")
+
+    def filter_services(self, kind: str, value: str = "") -> None:
+        """Show the items of one category or life event ("all" shows every item)."""
         with self._lock:
             self._require(Step.CHOOSE)
-            service = self.catalogue.get(service_id)
+            if kind not in ("all", "category", "life_event"):
+                raise InvalidTransition(f"no filter of kind {kind!r} (all, category, life_event)")
+            self._filter = (kind, value if kind != "all" else "")
+            self._touched("filter")
+
+    def search(self, query: str) -> None:
+        """Search the items by words of their titles and summaries; "" shows them all again."""
+        with self._lock:
+            self._require(Step.CHOOSE)
+            self._query = " ".join(query.split())[:40]
+            self._message = "choose.no_match" if self._query and not self._services_shown() else None
+            self._touched("search")
+
+    def choose(self, service_id: str) -> None:
+        """An item chosen on the choose step, or straight from a benefit on the citizen's page."""
+        with self._lock:
+            self._require(Step.CHOOSE, Step.HOME)
+            try:
+                service = self.catalogue.get(service_id)
+            except CatalogueError as exc:
+                raise InvalidTransition(str(exc)) from None
             if service.kind in self._unavailable_kinds:
                 raise InvalidTransition(f"service {service_id!r} is not offered now (its printer is unusable)")
+            self.session.drop_item()
             self.session.service_id = service.id
             answers = {f.key: f.prefill(self.session.identity) for f in service.fields}
             if self.prefiller is not None:
                 known = self.prefiller(self.session, service)
                 answers.update({k: v for k, v in known.items() if k in answers and v and not answers[k]})
             self.session.answers = answers
-            self._go(Step.REVIEW, "choose")
+            self._go(self._item_steps(service)[0], "choose")
+
+    def next(self) -> None:
+        """On to the next step of the item, once this one is complete: the notice accepted,
+        the form's required fields filled and well-formed, every required material provided."""
+        with self._lock:
+            self._require(Step.NOTICE, Step.FORM, Step.MATERIALS)
+            service = self.service
+            assert service is not None
+            if self.step is Step.NOTICE:
+                self.session.notice_accepted = True
+            elif self.step is Step.FORM:
+                wrong = [(f, p) for f in service.fields if (p := f.problem(self.session.answers.get(f.key, "")))]
+                if wrong:
+                    log.info("form incomplete: %s", ", ".join(f.key for f, _ in wrong))
+                    first, problem = wrong[0]
+                    self._field_problem = None if problem == "required" else (first.key, f"form.problem.{first.type}")
+                    self._message = "form.missing" if problem == "required" else "form.invalid"
+                    self._message_values = {"field": text_in(first.label, self.language)}
+                    self._touched("missing")
+                    return
+            elif self.step is Step.MATERIALS:
+                lacking = material_rules.missing(service, self.session)
+                if lacking:
+                    log.info("materials missing: %s", ", ".join(m.id for m in lacking))
+                    self._message = "materials.missing"
+                    self._message_values = {"materials": "、".join(text_in(m.title, self.language) for m in lacking)}
+                    self._touched("missing")
+                    return
+            steps = self._item_steps(service)
+            self._go(steps[steps.index(self.step) + 1], "next")
 
     def correct(self, key: str, value: str) -> None:
-        """The citizen corrects one prefilled field on the review step."""
+        """The citizen corrects (or fills in) one field of the form. A value the platform would
+        refuse is not taken: the field says what is wrong while the citizen is still here."""
         with self._lock:
-            self._require(Step.REVIEW)
-            if key not in self.session.answers:
+            self._require(Step.FORM)
+            service = self.service
+            assert service is not None
+            field = next((f for f in service.fields if f.key == key), None)
+            if field is None:
                 raise InvalidTransition(f"field {key!r} is not on this form")
+            if not field.can_change(self.session.answers.get(key, "")):
+                raise InvalidTransition(f"field {key!r} comes from the ID card and cannot be changed")
+            value = value.strip()
+            problem = field.problem(value) if value else None
+            if problem:
+                self._field_problem = (key, f"form.problem.{field.type}")
+                self._touched("invalid")
+                return
             self.session.answers[key] = value
+            self._field_problem = None
             self._message = None
-            self._last_activity = self.clock()
-            self._publish("correct")
+            self._touched("correct")
 
-    # -- scanned paper materials (review step) -----------------------------------------------
-    def _material_ids(self) -> tuple[str, ...]:
-        """The materials the chosen service asks for, in catalogue order."""
-        if self.session.service_id is None:
-            return ()
-        return tuple(m.id for m in self.catalogue.get(self.session.service_id).materials)
+    # -- materials --------------------------------------------------------------------------
+    def _material(self, material_id: str) -> Any:
+        self._require(Step.MATERIALS)
+        service = self.service
+        assert service is not None
+        try:
+            return service.material(material_id)
+        except CatalogueError as exc:
+            raise InvalidTransition(str(exc)) from None
 
-    def _scanned(self) -> tuple[str, ...]:
-        """Attached scans of the chosen service's materials: exactly what a confirm sends."""
-        return tuple(mid for mid in self._material_ids() if mid in self.session.scans)
+    def promise(self, material_id: str) -> None:
+        """The citizen agrees to the commitment text and hands this material in later (告知承诺)."""
+        with self._lock:
+            material = self._material(material_id)
+            if not material.promise_allowed:
+                raise InvalidTransition(f"material {material_id!r} cannot be promised for later")
+            self.session.promises.add(material_id)
+            self._message = None
+            self._touched("promised")
+
+    def withdraw_promise(self, material_id: str) -> None:
+        with self._lock:
+            self._material(material_id)
+            self.session.promises.discard(material_id)
+            self._touched("promise_withdrawn")
+
+    def scan(self, material_id: str) -> None:
+        """The citizen wants to scan the paper of this material: the terminal's scanner takes it
+        (and calls attach_scan or scan_failed)."""
+        with self._lock:
+            self._material(material_id)
+            if not self._can_scan:
+                raise InvalidTransition("no usable scanner on this terminal")
+            self._scanning = material_id
+            self._message = None
+            self._touched("scan")
+
+    def scan_failed(self, material_id: str, message_key: str) -> None:
+        """The scanner could not take a readable page: say why and how to try again."""
+        with self._lock:
+            if self.step is not Step.MATERIALS or self._scanning != material_id:
+                return
+            self._scanning = None
+            self._message = message_key
+            self._touched("scan_failed")
 
     def attach_scan(self, material_id: str, media_type: str, data: bytes | bytearray) -> None:
-        """The citizen scanned the paper of one material; a new scan replaces (and wipes) the
-        earlier one. Raises InvalidTransition off the review step or for a material the service
-        does not ask for, ScanError for bytes the platform would refuse (scan again)."""
+        """The paper of one material was scanned; a new scan replaces (and wipes) the earlier one.
+        Raises InvalidTransition off the materials step or for a material the item does not ask
+        for, ScanError for bytes the platform would refuse (scan again)."""
         with self._lock:
-            self._require(Step.REVIEW)
-            if material_id not in self._material_ids():
-                raise InvalidTransition(f"material {material_id!r} is not one service "
-                                        f"{self.session.service_id!r} asks for")
+            self._material(material_id)
             scan = Scan.of(media_type, data)
             earlier = self.session.scans.pop(material_id, None)
             if earlier is not None:
                 earlier.wipe()
             self.session.scans[material_id] = scan
-            self._last_activity = self.clock()
-            self._publish("scan_attached")
+            if self._scanning == material_id:
+                self._scanning = None
+            self._message = None
+            self._touched("scan_attached")
 
     def detach_scan(self, material_id: str) -> None:
         """The citizen takes a scan back: its bytes are wiped now, not at the end of the visit.
         Detaching a material that has no scan changes nothing (a double tap)."""
         with self._lock:
-            self._require(Step.REVIEW)
-            if material_id not in self._material_ids():
-                raise InvalidTransition(f"material {material_id!r} is not one service "
-                                        f"{self.session.service_id!r} asks for")
+            self._material(material_id)
             scan = self.session.scans.pop(material_id, None)
             self._last_activity = self.clock()
             if scan is not None:
                 scan.wipe()
                 self._publish("scan_detached")
 
+    # -- submission ---------------------------------------------------------------------------
     def confirm(self) -> None:
         with self._lock:
             self._require(Step.REVIEW)
-            assert self.session.service_id is not None
-            service = self.catalogue.get(self.session.service_id)
-            missing = [f.key for f in service.fields if f.required and not self.session.answers.get(f.key, "").strip()]
-            if missing:
+            service = self.service
+            assert service is not None
+            wrong = [f.key for f in service.fields if f.problem(self.session.answers.get(f.key, ""))]
+            if wrong or material_rules.missing(service, self.session):
                 # never a receipt for an application that is bound to be refused later
-                log.info("confirm refused: required field(s) empty: %s", ", ".join(missing))
+                log.info("confirm refused: incomplete (%s)", ", ".join(wrong) or "materials")
                 self._message = "review.missing"
-                self._last_activity = self.clock()
-                self._publish("missing")
+                self._touched("missing")
                 return
             if self.submitter is None:
                 log.warning("no platform client configured: application not submitted")
@@ -302,22 +511,28 @@ class Visit:
                 self._receipt = None
                 self._go(Step.FINISH, "not_submitted", "finish.not_submitted")
                 return
-            self._receipt = receipt.number
+            self._receipt = receipt
             if receipt.delivered:
                 self._go(Step.FINISH, "submitted")
             else:
                 self._go(Step.FINISH, "queued", "finish.queued")
 
     def back(self) -> None:
+        """One step back; leaving the item's first step gives the item up (its data wiped)."""
         with self._lock:
-            if self.step is Step.REVIEW:
-                self.session.service_id = None
-                self.session.answers.clear()
-                for scan in self.session.scans.values():  # papers of a service no longer chosen
-                    scan.wipe()
-                self.session.scans.clear()
+            if self.step in ITEM_STEPS:
+                service = self.service
+                assert service is not None
+                steps = self._item_steps(service)
+                at = steps.index(self.step)
+                if at > 0:
+                    self._go(steps[at - 1], "back")
+                    return
+                self.session.drop_item()
                 self._go(Step.CHOOSE, "back")
-            elif self.step in (Step.IDENTIFY, Step.FACE, Step.CHOOSE):
+            elif self.step is Step.CHOOSE:
+                self._go(Step.HOME, "back")
+            elif self.step in (Step.IDENTIFY, Step.FACE, Step.HOME):
                 self.wipe("back")
             else:
                 raise InvalidTransition(f"no way back from step {self.step.value}")
@@ -328,10 +543,38 @@ class Visit:
                 self.wipe("cancel")
 
     def finish(self) -> None:
-        """The citizen is done (or leaves the finish screen): wipe and return to attract."""
+        """The citizen is done with the finish screen: after a submission they are asked for a
+        rating (with everything personal already wiped), otherwise the visit ends."""
         with self._lock:
-            self._require(Step.FINISH, Step.TICKET)
-            self.wipe("finished")
+            self._require(Step.FINISH, Step.TICKET, Step.RATING)
+            if self.step is Step.FINISH and self._receipt is not None:
+                self._to_rating("finished")
+            else:
+                self.wipe("finished")
+
+    def _to_rating(self, reason: str) -> None:
+        """Nothing personal is needed to rate: identity, answers and scans go now."""
+        item_id = self.session.service_id
+        visit_id = self.session.visit_id
+        self.session.wipe()
+        self.session = Session(visit_id=visit_id, service_id=item_id)
+        self._home = None
+        self._rated = None
+        self._go(Step.RATING, reason)
+
+    def rate(self, level: int) -> None:
+        """好差评: 5 非常满意 .. 1 非常不满意. Passed on, then the visit ends with a thank-you."""
+        with self._lock:
+            self._require(Step.RATING)
+            if level not in RATING_LEVELS:
+                raise InvalidTransition(f"a rating is 1..5, not {level!r}")
+            self._rated = level
+            if self.rater is not None:
+                try:
+                    self.rater(level, self._receipt, self.session.service_id, self.session.visit_id)
+                except Exception:
+                    log.exception("the rating could not be passed on")
+            self.wipe("rated", "rating.thanks")
 
     def keep_alive(self) -> None:
         """Any touch: the citizen is still there; clears an idle warning."""
@@ -345,21 +588,72 @@ class Visit:
     def repeat(self) -> None:
         """The citizen asks to hear the current prompt again (重听)."""
         with self._lock:
-            self._last_activity = self.clock()
-            self._publish("repeat")
+            self._touched("repeat")
 
     def toggle_voice(self) -> None:
         """The citizen silences the voice, or turns it back on, for this visit only."""
         with self._lock:
             self.voice_on = not self.voice_on
-            self._last_activity = self.clock()
-            self._publish("voice")
+            self._touched("voice")
+
+    def toggle_elder(self) -> None:
+        """长辈模式 on or off, for this visit: larger type, more space, slower speech."""
+        with self._lock:
+            self.elder = not self.elder
+            self._touched("elder")
 
     def set_language(self, language: str) -> None:
         with self._lock:
             self.language = language
-            self._last_activity = self.clock()
-            self._publish("language")
+            self._touched("language")
+
+    # -- help (求助): the terminal calls the help desk and answers help_answered ----------------
+    def help(self) -> None:
+        with self._lock:
+            if self._help is not None and self._help.state in ("calling", "called"):
+                self._touched("help_again")
+                return
+            self._help = HelpCall("calling")
+            self._touched("help")
+
+    def help_answered(self, visit_id: str, ticket: str, hotline: str) -> None:
+        with self._lock:
+            if self._help is None or self.session.visit_id != visit_id:
+                return
+            self._help = HelpCall("called", ticket, hotline)
+            self._touched("help_answered")
+
+    def help_failed(self, visit_id: str, hotline: str = "") -> None:
+        with self._lock:
+            if self._help is None or self.session.visit_id != visit_id:
+                return
+            self._help = HelpCall("failed", "", hotline)
+            self._touched("help_failed")
+
+    def close_help(self) -> None:
+        with self._lock:
+            if self._help is not None:
+                self._help = None
+                self._touched("help_closed")
+
+    # -- the citizen's own page (filled by the terminal from the platform) -----------------------
+    def home_loaded(self, visit_id: str, benefits: list[dict[str, Any]], applications: list[dict[str, Any]]) -> None:
+        """The platform's answers (GET /v1/citizens/me/benefits and .../applications), kept as
+        given so a language switch shows them in the other language."""
+        with self._lock:
+            if self.session.visit_id != visit_id or self._home is None:
+                return
+            self._home = ("ready", list(benefits), list(applications))
+            if self.step is Step.HOME:
+                self._publish("home")
+
+    def home_unavailable(self, visit_id: str) -> None:
+        with self._lock:
+            if self.session.visit_id != visit_id or self._home is None:
+                return
+            self._home = ("unavailable", [], [])
+            if self.step is Step.HOME:
+                self._publish("home")
 
     # -- device events -------------------------------------------------------------------
     def card_read(self, identity: Any) -> None:
@@ -380,7 +674,10 @@ class Visit:
                 self._go(Step.IDENTIFY, "card_refused", key)
                 return
             self.session.set_identity(identity)
-            self._go(Step.FACE if self.face_required else Step.CHOOSE, "card")
+            if self.face_required:
+                self._go(Step.FACE, "card")
+            else:
+                self._identified("card")
 
     # -- face verification (driven by the terminal's face worker) --------------------------
     def face_update(self, key: str | None) -> None:
@@ -398,7 +695,7 @@ class Visit:
             if self.step is not Step.FACE:
                 return
             self.session.face_check = evidence
-            self._go(Step.CHOOSE, "face")
+            self._identified("face")
 
     def face_failed(self, reason_key: str) -> None:
         """No match, no liveness or no camera: a clear ending that sends the citizen to people."""
@@ -415,10 +712,15 @@ class Visit:
                 self._go(Step.IDENTIFY, "card_failed", message_key)
 
     def card_removed(self) -> None:
+        """The card was taken: on the finish step that is the citizen leaving (rating, if they
+        submitted, with nothing personal kept); while they handle an item it is only noted."""
         with self._lock:
             self.card_present = False
             if self.step is Step.FINISH:
-                self.wipe("card_removed")
+                if self._receipt is not None:
+                    self._to_rating("card_removed")
+                else:
+                    self.wipe("card_removed")
 
     def reader_offline(self) -> None:
         with self._lock:
@@ -462,17 +764,18 @@ class Visit:
             if self._handout is None or self._handout.sms not in ("offer", "failed"):
                 raise InvalidTransition("no SMS is offered on this finish screen")
             self._handout = Handout(self._handout.message_key, self._handout.values, self._handout.qr, "sending")
-            self._last_activity = self.clock()
-            self._publish("sms")
+            self._touched("sms")
 
-    def set_equipment(self, notices: tuple[str, ...], unavailable_kinds: frozenset[str]) -> None:
+    def set_equipment(self, notices: tuple[str, ...], unavailable_kinds: frozenset[str],
+                      can_scan: bool = True) -> None:
         """What the terminal's devices allow now: told before a citizen chooses, so nobody
-        starts a certificate that cannot be printed or expects a paper receipt that cannot come."""
+        starts a certificate that cannot be printed or expects a paper receipt that cannot come,
+        and scanning is offered only with a scanner that works."""
         with self._lock:
-            if (notices, unavailable_kinds) == (self._notices, self._unavailable_kinds):
+            if (notices, unavailable_kinds, can_scan) == (self._notices, self._unavailable_kinds, self._can_scan):
                 return
-            self._notices, self._unavailable_kinds = notices, unavailable_kinds
-            if self.step is Step.CHOOSE:
+            self._notices, self._unavailable_kinds, self._can_scan = notices, unavailable_kinds, can_scan
+            if self.step in (Step.HOME, Step.CHOOSE, Step.MATERIALS):
                 self._publish("equipment")
 
     # -- time ----------------------------------------------------------------------------
@@ -507,7 +810,7 @@ class Visit:
                 self._next_catalogue = catalogue
 
     # -- the wipe ------------------------------------------------------------------------
-    def wipe(self, reason: str) -> None:
+    def wipe(self, reason: str, message: str | None = None) -> None:
         """End the visit: personal data overwritten and dropped, language reset, attract."""
         with self._lock:
             self.session.wipe()
@@ -516,8 +819,26 @@ class Visit:
                 self.catalogue, self._next_catalogue = self._next_catalogue, None
             self._receipt = None
             self._handout = None
+            self._home = None
+            self._help = None
+            self._rated = None
+            self._filter, self._query = ("all", ""), ""
             self.language = self.default_language
             self.voice_on = True  # the next citizen hears the prompts again
+            self.elder = False
             self.wipes += 1
-            message = "card.take_back" if self.card_present else None
+            if self.card_present:
+                message = "card.take_back"
             self._go(Step.ATTRACT, reason, message)
+
+
+def _age(birth: Any, today: datetime.date) -> int:
+    """Full years since `birth` (a date or "YYYY-MM-DD"); 0 when unknown."""
+    if isinstance(birth, str):
+        try:
+            birth = datetime.date.fromisoformat(birth)
+        except ValueError:
+            return 0
+    if not isinstance(birth, datetime.date):
+        return 0
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))

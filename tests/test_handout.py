@@ -25,6 +25,7 @@ SERVICE = Service("open-shop", "企业", {"zh-CN": "开办小店", "en": "Open a
 class Card:
     name: str = "王小明"
     id_number: str = "110101199003070011"
+    card_type: str = "resident"  # counts as the ID e-licence
 
     def validity_problem(self, _today: Any) -> None:
         return None
@@ -59,6 +60,10 @@ def finished_visit(language: str = "zh-CN") -> tuple[Visit, HandoutDesk]:
     visit.start()
     visit.card_read(Card())
     visit.choose("open-shop")
+    visit.next()  # the form, all from the card
+    visit.promise("lease")
+    visit.attach_scan("plan", "image/jpeg", b"\xff\xd8\xff\xe0 a floor plan")
+    visit.next()
     visit.confirm()
     for thread in desk.threads:
         thread.join(5)

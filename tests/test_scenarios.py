@@ -39,7 +39,8 @@ def test_resident_visit_prints_what_happened(tmp_path: Path) -> None:
                     env={"KIOSK__TERMINAL__DATA_DIR": str(tmp_path)})
     out = proc.stdout
     for line in ("press start", "screen identify (start)", "place card resident",
-                 "screen face (card)", "notice face.challenge.", "screen choose (face)", "screen review (choose)",
+                 "screen face (card)", "notice face.challenge.", "screen home (face)", "screen choose (browse)",
+                 "screen form (choose)", "screen review (next)",
                  "screen finish (not_submitted, notice finish.not_submitted)",
                  "screen attract (card_removed)"):
         assert line in out, out
@@ -87,7 +88,7 @@ do = "place_card"
 card = "hmt-permit"
 [[steps]]
 do = "expect"
-step = "choose"
+step = "home"
 within_s = 20
 """, encoding="utf-8")
     proc = run_main("--headless", "--scenario", str(scenario), env={"KIOSK__TERMINAL__DATA_DIR": str(tmp_path),

@@ -48,11 +48,19 @@ def visit(clock: Clock) -> Visit:
     return Visit(Catalogue.load(), Timing(60, 15, 90), clock=clock)
 
 
-def to_review(visit: Visit, identity: FakeIdentity | None = None) -> FakeIdentity:
+def to_form(visit: Visit, identity: FakeIdentity | None = None, service: str = "social-insurance-record") -> FakeIdentity:
     identity = identity or FakeIdentity()
     visit.start()
     visit.card_read(identity)
-    visit.choose("social-insurance-record")
+    visit.browse()
+    visit.choose(service)
+    return identity
+
+
+def to_review(visit: Visit, identity: FakeIdentity | None = None) -> FakeIdentity:
+    identity = to_form(visit, identity)
+    visit.next()  # the local catalogue's items have a form and no notice or materials
+    assert visit.step is Step.REVIEW
     return identity
 
 
@@ -65,19 +73,21 @@ def test_full_visit_path(visit: Visit) -> None:
     seen: list[str] = []
     visit.subscribe(lambda v: seen.append(v.step.value))
     identity = to_review(visit)
-    assert visit.view().fields[0][2] == "赵六"  # prefilled from the card
+    assert visit.view().fields[0].value == "赵六"  # prefilled from the card
+    assert visit.view().fields[0].source == "card" and not visit.view().fields[0].editable
     assert visit.session.answers["id_number"] == "11010519491231002X"
     visit.confirm()
     assert visit.step is Step.FINISH
     visit.finish()
     assert visit.step is Step.ATTRACT and identity.wiped and visit.session.is_empty
-    assert seen == ["identify", "choose", "review", "finish", "attract"]
+    assert seen == ["identify", "home", "choose", "form", "review", "finish", "attract"]
 
 
 def test_card_on_attract_starts_visit(visit: Visit) -> None:
     visit.card_read(FakeIdentity())
-    assert visit.step is Step.CHOOSE
+    assert visit.step is Step.HOME
     assert visit.view().title_values["name"] == "赵六"
+    assert visit.view().home is not None and visit.view().home.state == "loading"
 
 
 def test_expired_card_refused_and_wiped(visit: Visit) -> None:
@@ -105,7 +115,11 @@ def test_read_failure_and_reader_offline_notices(visit: Visit) -> None:
 def test_back_and_cancel(visit: Visit) -> None:
     to_review(visit)
     visit.back()
+    assert visit.step is Step.FORM and visit.session.answers  # one step back keeps the form
+    visit.back()
     assert visit.step is Step.CHOOSE and visit.session.answers == {}
+    visit.back()
+    assert visit.step is Step.HOME and visit.session.identity is not None
     visit.back()
     assert visit.step is Step.ATTRACT and visit.session.identity is None
     to_review(visit)
@@ -115,17 +129,20 @@ def test_back_and_cancel(visit: Visit) -> None:
     assert visit.step is Step.ATTRACT
 
 
-def test_correct_a_field(visit: Visit) -> None:
-    to_review(visit)
-    visit.correct("name", "赵六六")
-    assert visit.session.answers["name"] == "赵六六"
+def test_card_fields_cannot_be_changed_and_unknown_fields_refused(visit: Visit) -> None:
+    to_form(visit)
+    with pytest.raises(InvalidTransition, match="ID card"):
+        visit.correct("name", "赵六六")
+    assert visit.session.answers["name"] == "赵六"
     with pytest.raises(InvalidTransition):
         visit.correct("salary", "1")
 
 
-@pytest.mark.parametrize("action", ["choose", "confirm", "finish", "correct"])
+@pytest.mark.parametrize("action", ["choose", "confirm", "finish", "correct", "next", "browse", "rate",
+                                    "promise", "scan", "filter_services", "search"])
 def test_actions_on_wrong_step_raise(visit: Visit, action: str) -> None:
-    args = {"choose": ("social-insurance-record",), "correct": ("name", "x")}.get(action, ())
+    args = {"choose": ("social-insurance-record",), "correct": ("name", "x"), "rate": (5,),
+            "promise": ("x",), "scan": ("x",), "filter_services": ("all",), "search": ("x",)}.get(action, ())
     with pytest.raises(InvalidTransition):
         getattr(visit, action)(*args)
 
@@ -200,6 +217,8 @@ def test_submission_paths(clock: Clock) -> None:
     v.confirm()
     assert v.step is Step.FINISH and v.view().receipt == "R-0001"
     assert calls == [("social-insurance-record", "赵六")]
+    v.finish()  # after a submission: the rating, with everything personal already gone
+    assert v.step is Step.RATING and v.session.identity is None and v.session.answers == {}
 
     def down(session, service, answers):  # type: ignore[no-untyped-def]
         raise SubmitError("platform unreachable")
@@ -239,6 +258,14 @@ def test_card_removed_on_finish_wipes(visit: Visit) -> None:
     assert visit.step is Step.ATTRACT and visit.session.is_empty
 
 
+def test_card_removed_after_a_submission_asks_for_a_rating(clock: Clock) -> None:
+    v = Visit(Catalogue.load(), clock=clock, submitter=lambda *a: Receipt("R-9", True))
+    identity = to_review(v)
+    v.confirm()
+    v.card_removed()
+    assert v.step is Step.RATING and identity.wiped and v.session.identity is None
+
+
 def test_wipe_with_card_left_asks_to_take_it(visit: Visit, clock: Clock) -> None:
     to_review(visit)
     clock.now += 100
@@ -252,7 +279,7 @@ def test_language_switch_keeps_the_visit_and_resets_after(visit: Visit) -> None:
     to_review(visit)
     visit.set_language("en")
     view = visit.view()
-    assert view.step is Step.REVIEW and view.language == "en" and view.fields[0][1] == "Name"
+    assert view.step is Step.REVIEW and view.language == "en" and view.fields[0].label == "Name"
     visit.cancel()
     assert visit.language == "zh-CN"
 
@@ -283,9 +310,10 @@ def test_new_service_needs_no_code(visit: Visit) -> None:
     visit.catalogue.add(extra.get("new-one"))
     visit.start()
     visit.card_read(FakeIdentity())
+    visit.browse()
     assert ("new-one", "新事项") in visit.view().services
     visit.choose("new-one")
-    assert visit.view().fields == (("n", "姓名", "赵六"),)
+    assert [(f.key, f.label, f.value) for f in visit.view().fields] == [("n", "姓名", "赵六")]
 
 
 def _platform_catalogue(version: str, *items: tuple[str, str]) -> Catalogue:
@@ -299,6 +327,7 @@ def test_choose_offers_only_what_a_visit_can_carry_out(visit: Visit) -> None:
                                           ("progress", "lookup"), ("booking", "appointment"))
     visit.start()
     visit.card_read(FakeIdentity())
+    visit.browse()
     assert [sid for sid, _ in visit.view().services] == ["a-bundle", "a-cert"]
 
 
@@ -315,7 +344,7 @@ def test_new_catalogue_waits_for_the_end_of_a_visit(visit: Visit) -> None:
     assert visit.catalogue is newest
 
 
-def test_confirm_with_a_required_field_empty_stays_on_review(clock: Clock) -> None:
+def test_a_required_field_empty_keeps_the_citizen_on_the_form(clock: Clock) -> None:
     sent = []
     catalogue = Catalogue.from_platform({"version": "v1", "items": [{
         "id": "cert", "kind": "certificate", "title": {"zh-CN": "证明"}, "materials": [],
@@ -326,10 +355,14 @@ def test_confirm_with_a_required_field_empty_stays_on_review(clock: Clock) -> No
     v.start()
     v.card_read(FakeIdentity())
     v.choose("cert")
-    v.confirm()
-    assert v.step is Step.REVIEW and v.view().message_key == "review.missing" and not sent
+    v.next()
+    view = v.view()
+    assert v.step is Step.FORM and view.message_key == "form.missing" and not sent
+    assert view.message_values == {"field": "查询期间"}
+    assert [f.problem for f in view.fields] == [None, "form.problem.required", None]  # said in words too
     v.correct("period", "12m")
     assert v.view().message_key is None
+    v.next()
     v.confirm()
     assert v.step is Step.FINISH and sent == [{"name": "赵六", "period": "12m", "note": ""}]
 
@@ -346,9 +379,9 @@ def test_face_step_between_card_and_services(clock: Clock) -> None:
     v.face_update("face.challenge.turn_left")
     evidence = {"method": "card_photo_1to1", "passed": True, "score": 0.61}
     v.face_passed(evidence)
-    assert v.step is Step.CHOOSE and v.session.face_check == evidence
+    assert v.step is Step.HOME and v.session.face_check == evidence
     assert seen == [("identify", None), ("face", None), ("face", "face.hint.closer"),
-                    ("face", "face.challenge.turn_left"), ("choose", None)]
+                    ("face", "face.challenge.turn_left"), ("home", None)]
     v.cancel()
     assert v.session.face_check is None and v.session.is_empty
 
@@ -367,7 +400,7 @@ def test_face_failure_ends_calmly_and_late_results_are_ignored(clock: Clock) -> 
     assert v.step is Step.ATTRACT
 
 
-# -- scanned paper materials (review step) -----------------------------------------------------------
+# -- scanned paper materials (materials step) -----------------------------------------------------------
 JPEG = b"\xff\xd8\xff\xe0" + b"page-one" * 64
 PDF = b"%PDF-1.3\n" + b"page-two" * 64
 
@@ -384,7 +417,9 @@ def _with_materials(clock: Clock, **kwargs: object) -> Visit:
     v = Visit(catalogue, clock=clock, **kwargs)  # type: ignore[arg-type]
     v.start()
     v.card_read(FakeIdentity())
-    v.choose("with-paper")
+    v.choose("with-paper")  # straight from the citizen's page (a benefit's item) works too
+    v.next()
+    assert v.step is Step.MATERIALS
     return v
 
 
@@ -406,17 +441,17 @@ def test_attach_replace_and_detach_scans(clock: Clock) -> None:
     v.detach_scan("household_register")  # a double tap changes nothing
     assert seen == [("scan_attached", ("photo",)), ("scan_attached", ("household_register", "photo")),
                     ("scan_attached", ("household_register", "photo")), ("scan_detached", ("photo",))]
-    assert v.step is Step.REVIEW
+    assert v.step is Step.MATERIALS
 
 
-def test_scans_only_for_the_chosen_service_and_on_review(clock: Clock) -> None:
+def test_scans_only_for_the_chosen_service_and_on_the_materials_step(clock: Clock) -> None:
     v = _with_materials(clock)
-    with pytest.raises(InvalidTransition, match="not one service"):
+    with pytest.raises(InvalidTransition, match="asks for no material"):
         v.attach_scan("driving_licence", "image/jpeg", JPEG)
-    with pytest.raises(InvalidTransition, match="not one service"):
+    with pytest.raises(InvalidTransition, match="asks for no material"):
         v.detach_scan("driving_licence")
     v.back()
-    with pytest.raises(InvalidTransition, match="only on review"):
+    with pytest.raises(InvalidTransition, match="only on materials"):
         v.attach_scan("photo", "image/jpeg", JPEG)
     assert v.view().scanned == ()
 
@@ -445,14 +480,18 @@ def test_scans_are_overwritten_at_the_end_of_the_visit(clock: Clock) -> None:
     v.attach_scan("household_register", "application/pdf", PDF)
     buffers = [scan.data for scan in v.session.scans.values()]
     assert "page-one" not in repr(v.session.scans) and "bytes" in repr(v.session.scans["photo"])
+    v.next()
     v.confirm()
     assert sent == [{"photo": "\xff\xd8\xff\xe0", "household_register": "%PDF"}]  # the submitter saw them
     v.finish()
+    assert v.step is Step.RATING  # nothing personal is kept for the rating
     assert all(buf == bytes(len(buf)) and len(buf) for buf in buffers)  # overwritten in place
-    assert v.session.is_empty and v.session.scans == {}
+    assert v.session.identity is None and v.session.scans == {}
+    v.finish()  # no rating given
+    assert v.step is Step.ATTRACT and v.session.is_empty
 
 
-def test_timeout_on_review_wipes_the_scans(clock: Clock) -> None:
+def test_timeout_on_materials_wipes_the_scans(clock: Clock) -> None:
     v = _with_materials(clock)
     v.attach_scan("photo", "image/jpeg", JPEG)
     buffer = v.session.scans["photo"].data

@@ -10,9 +10,7 @@ every required material is there. Accepted -> one receipt number, one task per d
 """
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import re
 from collections.abc import Container
 from typing import Any
 
@@ -21,9 +19,17 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from govapi.form_values import value_problem
 from govplatform import models as m
 from govplatform import residents
-from govplatform.api.deps import CitizenDep, IdempotencyKey, PlatformDep, TerminalDep, as_json, idempotent
+from govplatform.api.deps import (
+    CitizenDep,
+    IdempotencyKey,
+    PlatformDep,
+    TerminalDep,
+    as_json,
+    idempotent,
+)
 from govplatform.api.scans import UPLOAD_FIRST, scan_digest, stored_scans
 from govplatform.catalogue import get_item
 from govplatform.errors import ApiError, errors, invalid, invalid_many
@@ -45,29 +51,10 @@ router = APIRouter(tags=["applications"])
 log = logging.getLogger("govplatform.applications")
 
 RECEIVED = "received"
-_PHONE = re.compile(r"^(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})$")
-_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
-_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 
 def _value_problem(field: dict[str, Any], value: str) -> str | None:
-    kind = field.get("type")
-    if kind == "date":
-        try:
-            if not _DATE.match(value):
-                raise ValueError
-            dt.date.fromisoformat(value)
-        except ValueError:
-            return "must be a date YYYY-MM-DD"
-    elif kind == "phone" and not _PHONE.match(value):
-        return "must be a mobile number (11 digits, 1[3-9]...) or a landline with area code"
-    elif kind == "number" and not _NUMBER.match(value):
-        return "must be a number"
-    elif kind == "choice":
-        allowed = [c["value"] for c in field.get("choices") or []]
-        if value not in allowed:
-            return f"must be one of: {', '.join(allowed)}"
-    return None
+    return value_problem(field.get("type", "text"), value, (c["value"] for c in field.get("choices") or []))
 
 
 def check_application(item: dict[str, Any], body: ApplicationRequest,
