@@ -37,26 +37,40 @@ from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.screenmanager import NoTransition
 
 from config.texts import LANGUAGES, Texts
+from kiosk.chinese_input import engines
+from kiosk.view import FieldView
 from kiosk.visit import InvalidTransition, View, Visit
 from screens import widgets  # noqa: F401  (registers the shared widget rules)
 from screens.attract import AttractScreen
 from screens.base import KioskScreen
+from screens.choice_picker import ChoicePicker
 from screens.choose import ChooseScreen
 from screens.face import FaceScreen
+from screens.field_editor import FieldEditor
 from screens.finish import FinishScreen, TicketScreen
 from screens.fonts import register_chinese_font
+from screens.help import HelpOverlay
+from screens.home import HomeScreen
 from screens.identify import IdentifyScreen
 from screens.idle import IdleOverlay
-from screens.review import ReviewScreen
+from screens.item import FormScreen, MaterialsScreen, NoticeScreen, ReviewScreen
+from screens.rating import RatingScreen
 from screens.theme import Theme
+from screens.widgets import touch_targets_in
 
 log = logging.getLogger(__name__)
 
-SCREENS: tuple[type[KioskScreen], ...] = (AttractScreen, IdentifyScreen, FaceScreen, ChooseScreen,
-                                           ReviewScreen, FinishScreen, TicketScreen)
+SCREENS: tuple[type[KioskScreen], ...] = (AttractScreen, IdentifyScreen, FaceScreen, HomeScreen, ChooseScreen,
+                                           NoticeScreen, FormScreen, MaterialsScreen, ReviewScreen,
+                                           FinishScreen, RatingScreen, TicketScreen)
 # what a touch may ask of the visit; "language" toggles to the next language
-ACTIONS = ("start", "choose", "correct", "confirm", "back", "cancel", "finish", "keep_alive",
-           "language", "request_sms", "repeat", "toggle_voice")
+ACTIONS = ("start", "browse", "filter_services", "search", "choose", "next", "correct", "promise",
+           "withdraw_promise", "scan", "detach_scan", "confirm", "back", "cancel", "finish", "rate",
+           "keep_alive", "language", "request_sms", "repeat", "toggle_voice", "toggle_elder", "help",
+           "close_help")
+# the keyboard's ways of typing, by form field type
+_FIELD_MODES = {"phone": (["digits"], "-"), "number": (["digits"], "."), "date": (["digits"], "-")}
+_TEXT_MODES = ["pinyin", "handwriting", "letters", "digits"]
 SHOT_DELAY_S = 0.3  # a screenshot waits this long after a change, then for the next frame
 KEY_ESCAPE = 27
 KEY_F1 = 282
@@ -91,6 +105,8 @@ class KioskRoot(BoxLayout):
     language_text = StringProperty("")
     repeat_text = StringProperty("")  # 重听: hear the prompt again
     voice_text = StringProperty("")  # 静音 / 打开语音: the citizen's mute for this visit
+    elder_text = StringProperty("")  # 长辈模式 / 标准模式
+    help_text = StringProperty("")  # 求助, on every screen
 
 
 class KioskApp(App):
@@ -125,6 +141,9 @@ class KioskApp(App):
         self.stop_requested = threading.Event()  # set from signal handlers or other threads
         self.screens: dict[str, KioskScreen] = {}
         self.overlay: IdleOverlay | None = None
+        self.help_overlay: HelpOverlay | None = None
+        self.editor: FieldEditor | None = None
+        self.picker: ChoicePicker | None = None
         self.first_frame_at: float | None = None
         self._views: deque[View] = deque()
         self._render_trigger: Callable[..., Any] | None = None
@@ -152,6 +171,10 @@ class KioskApp(App):
         self.manager = manager
         self.frame = root
         self.overlay = IdleOverlay(self)
+        self.help_overlay = HelpOverlay(self, getattr(self.ui, "help_hotline", "12345"))
+        self.editor = FieldEditor()
+        self.picker = ChoicePicker()
+        engines().start_loading()  # the pinyin dictionary takes seconds: load it before anyone types
         self._render_trigger = Clock.create_trigger(self._drain)
         self._running = True
         self.visit.subscribe(self._on_view)
@@ -211,7 +234,18 @@ class KioskApp(App):
         root.language_text = self.texts.get("attract.language", view.language)
         root.repeat_text = self.texts.get("header.repeat", view.language)
         root.voice_text = self.texts.get("header.mute" if view.voice_on else "header.unmute", view.language)
-        assert self.overlay is not None
+        # the button offers the other mode
+        root.elder_text = self.texts.get("header.elder_off" if view.elder else "header.elder_on", view.language)
+        root.help_text = self.texts.get("header.help", view.language)
+        if self.theme.elder != view.elder:
+            self.theme.elder = view.elder
+        assert self.overlay is not None and self.help_overlay is not None
+        if self._shown is None or view.step != self._shown.step or view.language != self._shown.language:
+            self._close_input()  # typing belongs to the step (and language) it started on
+        if view.help is not None and view.warning_seconds is None:
+            self.help_overlay.show(view, self.texts)
+        else:
+            self.help_overlay.hide()
         if view.warning_seconds is not None:
             was_open = self.overlay.is_open
             self.overlay.show(view, self.texts)
@@ -231,6 +265,42 @@ class KioskApp(App):
                 self._schedule_shot(f"{view.step.value}-{view.language}")
         self._shown = view
         self.dispatch("on_view_shown", view)
+
+    def _close_input(self) -> None:
+        if self.editor is not None:
+            self.editor.close()
+        if self.picker is not None:
+            self.picker.close()
+
+    # -- typing: the on-screen keyboard and the choice list ---------------------------------
+    def edit_text(self, label: str, value: str, modes: list[str], on_done: Callable[[str], None], *,
+                  hint: str = "", max_length: int = 0, extra_keys: str = "") -> None:
+        assert self.editor is not None
+        self.editor.edit(label, value, modes, on_done, language=self.visit.language, hint=hint,
+                         max_length=max_length, extra_keys=extra_keys)
+
+    def edit_field(self, field: FieldView, language: str) -> None:
+        """The citizen touched a form field: its choices, or the keyboard that suits its type.
+        A value the visit refuses keeps the keyboard open with the reason under the value."""
+        texts = self.texts
+        if field.type == "choice" and field.choices:
+            assert self.picker is not None
+            self.picker.pick(field.label, field.choices, field.raw, lambda value: self.act("correct", field.key, value),
+                             texts.get("common.cancel", language))
+            return
+        modes, extra = _FIELD_MODES.get(field.type, (_TEXT_MODES, ""))
+        max_length = {"phone": 13, "date": 10, "number": 12}.get(field.type, 100)
+        if "id_number" in field.key:  # an ID number: digits and the X check character
+            modes, extra, max_length = ["digits"], "X", 18
+        hint = texts.get(f"form.problem.{field.type}", language) if field.type in ("date", "phone") else ""
+
+        def done(text: str) -> None:
+            self.act("correct", field.key, text)
+            now = next((f for f in self.visit.view().fields if f.key == field.key), None)
+            if now is not None and now.problem and self.editor is not None:
+                self.editor.set_error(texts.get(now.problem, language))
+
+        self.edit_text(field.label, field.raw, modes, done, hint=hint, max_length=max_length, extra_keys=extra)
 
     def camera_frame(self) -> Any:
         """The newest camera picture for the face screen's preview, or None."""
@@ -325,23 +395,16 @@ class KioskApp(App):
     # -- helpers for tests and remote help -------------------------------------------------
     def touch_targets(self) -> dict[str, tuple[int, int]]:
         """Visible buttons by action, as (x, y) window pixels from the top-left corner."""
-        from kivy.core.window import Window
+        return touch_targets_in(*self.touch_layer())
 
-        found: dict[str, tuple[int, int]] = {}
-        tops = [self.frame]
-        if self.overlay is not None and self.overlay.is_open:
-            tops = [self.overlay]  # under the warning nothing else can be touched
-        for top in tops:
-            for widget in top.walk(restrict=True):
-                action = getattr(widget, "action", "")
-                if not action or widget.opacity == 0 or widget.disabled or widget.height <= 0:
-                    continue
-                screen = _screen_of(widget)
-                if screen is not None and screen.name != self.manager.current:
-                    continue
-                x, y = widget.to_window(widget.center_x, widget.center_y)
-                found[action] = (int(x), int(Window.height - y))
-        return found
+    def touch_layer(self) -> tuple[Any, Callable[[Any], bool]]:
+        """The layer a touch reaches, and which of its widgets count: only the topmost open layer
+        (the idle warning, help, the choice list, the keyboard), else the current screen and the
+        header."""
+        for layer in (self.overlay, self.help_overlay, self.picker, self.editor):
+            if layer is not None and layer.is_open:
+                return layer, lambda _w: True
+        return self.frame, lambda w: (screen := _screen_of(w)) is None or screen.name == self.manager.current
 
 
 def _screen_of(widget: Any) -> KioskScreen | None:

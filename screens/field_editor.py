@@ -24,6 +24,7 @@ from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.modalview import ModalView
 
 from screens.keyboard import MODES, OnScreenKeyboard
+from screens.widgets import touch_targets_in
 
 log = logging.getLogger(__name__)
 
@@ -95,20 +96,8 @@ class FieldEditor(ModalView):
         self.is_open = False
 
     def touch_targets(self) -> dict[str, tuple[int, int]]:
-        """Its visible keys by action, as (x, y) window pixels from the top-left corner
-        (the app's touch_targets() walks only its own frame, not this layer)."""
-        from kivy.core.window import Window
-
-        found: dict[str, tuple[int, int]] = {}
-        if not self.is_open:
-            return found
-        for widget in self.walk(restrict=True):
-            action = getattr(widget, "action", "")
-            if not action or widget.opacity == 0 or widget.disabled or widget.height <= 0:
-                continue
-            x, y = widget.to_window(widget.center_x, widget.center_y)
-            found[action] = (int(x), int(Window.height - y))
-        return found
+        """Its visible keys by action, as (x, y) window pixels from the top-left corner."""
+        return touch_targets_in(self) if self.is_open else {}
 
     # -- the keyboard ----------------------------------------------------------------------------
     def _on_text(self, _keyboard: Any, _text: str) -> None:

@@ -8,12 +8,15 @@ follow Kivy's font scale (an accessibility setting) so a technician can enlarge 
 Readability for elderly users (at 1280 x 800): body text >= 30 px, titles >= 52 px,
 line spacing >= 1.3, touch targets >= 80 px high (ordinary buttons 104 px), dark text
 on white (contrast well above WCAG AA 4.5:1).
+
+Elder mode (长辈模式, `elder = True`) goes further: type 1.2 times larger, line spacing
+1.5, every text in near-black (soft greys become the body colour, 16:1) and darker lines.
 """
 from __future__ import annotations
 
 from kivy.event import EventDispatcher
 from kivy.metrics import Metrics
-from kivy.properties import NumericProperty
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty
 
 REFERENCE_SIZE = (1280, 800)
 
@@ -35,16 +38,22 @@ class Theme(EventDispatcher):
     white = rgba("#FFFFFF")
     page = rgba("#FFFFFF")
     panel = rgba("#F4F6FA")  # footer bar, table stripes
-    line = rgba("#CBD3E1")  # hairlines and borders
     text = rgba("#1B1F24")  # body text (contrast 16:1 on white)
-    text_soft = rgba("#3D4654")  # prompts, labels (contrast 9.6:1 on white)
+    text_soft_standard = rgba("#3D4654")  # prompts, labels (contrast 9.6:1 on white)
+    line_standard = rgba("#CBD3E1")
     notice_bg = rgba("#FFF4DC")
     notice_edge = rgba("#C77700")
     notice_text = rgba("#4A2F00")
     ok = rgba("#1E7B34")
     shade = rgba("#000000", 0.55)  # behind the idle warning
 
-    line_height = 1.35
+    # what elder mode changes, as properties the layouts bind to
+    elder = BooleanProperty(False)
+    line_height = NumericProperty(1.35)
+    text_soft = ListProperty(rgba("#3D4654"))
+    line = ListProperty(rgba("#CBD3E1"))
+    ELDER_TYPE = 1.2  # elder mode's type size factor
+    ELDER_LINE_HEIGHT = 1.5
 
     # -- sizes (pixels at 1280 x 800; see the module docstring) --------------------------
     scale = NumericProperty(1.0)
@@ -53,6 +62,7 @@ class Theme(EventDispatcher):
     subtitle = NumericProperty(34)
     body = NumericProperty(30)
     button = NumericProperty(38)
+    header_font = NumericProperty(30)
     header_h = NumericProperty(104)
     footer_h = NumericProperty(136)
     touch_h = NumericProperty(104)  # the height of ordinary buttons
@@ -72,9 +82,22 @@ class Theme(EventDispatcher):
             self.on_scale(self, scale)  # still apply the font scale
         self.scale = scale
 
+    def on_elder(self, _instance: object, elder: bool) -> None:
+        self.line_height = self.ELDER_LINE_HEIGHT if elder else 1.35
+        self.text_soft = list(self.text) if elder else list(self.text_soft_standard)
+        self.line = list(rgba("#5A6578")) if elder else list(self.line_standard)
+        self.on_scale(self, self.scale)
+
     def on_scale(self, _instance: object, scale: float) -> None:
-        fontscale = Metrics.fontscale or 1.0
+        fontscale = (Metrics.fontscale or 1.0) * (self.ELDER_TYPE if self.elder else 1.0)
         for name, base in self._BASE.items():
             setattr(self, name, max(round(base * scale * fontscale), self._MIN[name]))
+        # A label styled by two rules (WrapLabel's body size and TitleLabel's title size) is
+        # bound to both sizes and takes whichever changed last: tell every size again, the
+        # general one first, so the more specific size is the one that stays.
+        # The header's buttons keep their size in elder mode: six of them must fit one row.
+        self.header_font = max(round(self._BASE["body"] * scale * (Metrics.fontscale or 1.0)), self._MIN["body"])
+        for name in ("body", "button", "header_font", "subtitle", "title", "hero"):
+            self.property(name).dispatch(self)
         for name, base in self._BOXES.items():
             setattr(self, name, round(base * scale))

@@ -23,6 +23,13 @@ test's own needs:
   {"do": "act", "action": ..., "args": [...]}  what a button would do (no pixels involved)
   {"do": "stats"}                  live widget count and VmRSS: {"event": "stats", ...}
   {"do": "texts"}                  report every label text of every screen: {"event": "texts"}
+  {"do": "platform_catalogue"}     the reference platform's seeded catalogue (no server)
+  {"do": "licences", "licences": [...]}     e-licences the platform would list for the citizen
+  {"do": "home", "benefits": [...], "applications": [...]}   the platform's answers for the page
+  {"do": "help_answered", "ticket": ..., "hotline": ...}     the help desk's answer
+  {"do": "scan_attached", "material": ...}  the scanner took the page of a material
+  {"do": "type", "text": ...}      type on the open on-screen keyboard, then touch 确定
+  {"do": "press", "action": ...}   press the visible button with this action (as touch_targets names it)
   {"do": "quit"}                                                  stop the app
 
 They are executed on this script's stdin thread, like device events would be.
@@ -65,6 +72,9 @@ class CardStub:
     name: str = "张三"
     id_number: str = "110101199003071234"
     address: str = "北京市东城区景山前街4号"
+    gender: str = "男"
+    birth_date: str = "1990-03-07"
+    card_type: str = "resident"
 
     def validity_problem(self, _today: Any) -> str | None:
         return None
@@ -102,7 +112,9 @@ def main() -> int:
         emit(event="view", step=view.step.value, reason=reason if reason is not None else view.reason,
              screen=screen, warning=view.warning_seconds, overlay=overlay, language=view.language,
              message=view.message_key, handout=view.handout.message_key if view.handout else None,
-             sms=view.handout.sms if view.handout else None, voice_on=view.voice_on,
+             sms=view.handout.sms if view.handout else None, voice_on=view.voice_on, elder=view.elder,
+             help=view.help.state if view.help else None, editor=bool(app.editor and app.editor.is_open),
+             picker=bool(app.picker and app.picker.is_open),
              targets=app.touch_targets(), regions=regions(app))
 
     def all_texts(app: KioskApp) -> list[str]:
@@ -122,6 +134,17 @@ def main() -> int:
         with open("/proc/self/status") as fh:
             rss = next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
         return {"widgets": widgets, "rss_kb": rss}
+
+    def press(app: KioskApp, action: str) -> None:
+        from screens.widgets import widget_for_action
+
+        widget = widget_for_action(app, action)
+        if widget is None:
+            print(f"drive_app: no visible button {action!r}; there are {sorted(app.touch_targets())}",
+                  file=sys.stderr)
+            return
+        widget.dispatch("on_press")
+        widget.dispatch("on_release")
 
     def prepare(app: KioskApp) -> None:
         from kivy.clock import Clock
@@ -155,7 +178,7 @@ def main() -> int:
                 cmd = json.loads(line)
                 do = cmd.get("do")
                 if do == "card":
-                    fields = {k: cmd[k] for k in ("name", "id_number", "address") if k in cmd}
+                    fields = {k: cmd[k] for k in ("name", "id_number", "address", "birth_date") if k in cmd}
                     visit.card_read(CardStub(**fields))
                 elif do in ("card_failed", "card_removed", "reader_offline"):
                     getattr(visit, do)()
@@ -182,6 +205,27 @@ def main() -> int:
                     Clock.schedule_once(lambda _dt: emit(event="stats", **stats()))
                 elif do == "texts":
                     Clock.schedule_once(lambda _dt: emit(event="texts", texts=all_texts(app)))
+                elif do == "platform_catalogue":
+                    from govplatform.catalogue import load_catalogue
+                    from kiosk.catalogue import Catalogue
+
+                    visit.replace_catalogue(Catalogue.from_platform(load_catalogue()))
+                elif do == "licences":
+                    visit.session.licences = list(cmd["licences"])
+                elif do == "home":
+                    visit.home_loaded(visit.session.visit_id, cmd.get("benefits", []), cmd.get("applications", []))
+                elif do == "help_answered":
+                    visit.help_answered(visit.session.visit_id, cmd["ticket"], cmd["hotline"])
+                elif do == "scan_attached":
+                    visit.attach_scan(cmd["material"], "image/jpeg", b"\xff\xd8\xff\xe0" + b"page" * 100)
+                elif do == "type":  # what a citizen types on the keyboard, then 确定
+                    def typed(_dt: float, text: str = cmd["text"]) -> None:
+                        assert app.editor is not None
+                        app.editor.keyboard.text = text
+                        app.editor.keyboard.enter()
+                    Clock.schedule_once(typed)
+                elif do == "press":  # a touch on the button itself (no X server round trip)
+                    Clock.schedule_once(lambda _dt, a=cmd["action"]: press(app, a))
                 elif do == "quit":
                     break
                 else:
