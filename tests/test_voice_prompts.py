@@ -17,11 +17,17 @@ from kiosk.voice_policy import volume_at
 @dataclass
 class Recorder:
     said: list[str] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
     volumes: list[float] = field(default_factory=list)
+    rates: list[int] = field(default_factory=list)
     stops: int = 0
 
     def say(self, text: str, *, interrupt: bool = True, key: str | None = None) -> None:
         self.said.append(key or text)
+        self.texts.append(text)
+
+    def set_rate(self, rate: int) -> None:
+        self.rates.append(rate)
 
     def stop(self) -> None:
         self.stops += 1
@@ -85,3 +91,68 @@ def test_quiet_hours_setting_is_checked(tmp_path: Any) -> None:
 
     with pytest.raises(ConfigError, match="quiet_hours"):
         load_config(environ={"KIOSK__VOICE__QUIET_HOURS": "late at night"})
+
+
+@dataclass
+class Card:
+    name: str = "王芳"
+    id_number: str = "110101199003071220"
+    birth_date: datetime.date = datetime.date(1990, 3, 7)
+    card_type: str = "resident"
+
+    def validity_problem(self, _today: Any) -> None:
+        return None
+
+    def wipe(self) -> None:
+        self.name = self.id_number = ""
+
+
+def test_every_step_of_the_journey_speaks_its_own_prompt() -> None:
+    from kiosk.catalogue import Catalogue
+
+    t, spoken = terminal()
+    t.visit.catalogue = Catalogue.from_platform({"version": "v", "items": [{
+        "id": "one", "kind": "service", "title": {"zh-CN": "一件事"}, "notice": {"zh-CN": "须知"},
+        "form": [{"key": "phone", "label": {"zh-CN": "联系电话"}, "type": "phone", "required": True, "source": ""}],
+        "materials": [{"id": "paper", "title": {"zh-CN": "申请表"}, "e_licence": None, "promise_allowed": True,
+                       "required": True, "commitment": {"zh-CN": "三十日内补交"}}]}]})
+    t.visit.start()
+    t.visit.card_read(Card())
+    t.visit.browse()
+    t.visit.filter_services("all")  # silent: the list changes in front of the citizen
+    t.visit.choose("one")
+    t.visit.next()
+    t.visit.next()  # the phone is still empty: said with the field's name
+    t.visit.correct("phone", "13800138000")
+    t.visit.next()
+    t.visit.promise("paper")
+    t.visit.next()
+    assert spoken.said == ["identify.prompt", "home.prompt", "choose.prompt", "notice.prompt", "form.prompt",
+                           "form.missing", "materials.prompt", "review.prompt"]
+    assert "“联系电话”" in spoken.texts[5]
+
+
+def test_elder_mode_speaks_slower_and_says_so() -> None:
+    t, spoken = terminal()
+    t.visit.start()
+    t.visit.toggle_elder()
+    assert spoken.said[-1] == "elder.on" and spoken.rates[-1] == t.cfg.voice.elder_rate
+    t.visit.toggle_elder()
+    assert spoken.said[-1] == "elder.off" and spoken.rates[-1] == t.cfg.voice.rate
+    assert t.cfg.voice.elder_rate < t.cfg.voice.rate
+
+
+def test_help_without_a_platform_gives_the_hotline_by_voice() -> None:
+    t, spoken = terminal()
+    t.visit.start()
+    t.visit.help()
+    t.help_calls.join()
+    assert spoken.said[-2:] == ["help.calling", "help.failed"]
+    assert t.cfg.ui.help_hotline in spoken.texts[-1]
+
+
+def test_a_card_left_in_the_reader_is_asked_for_by_voice() -> None:
+    t, spoken = terminal()
+    t.visit.card_read(Card())
+    t.visit.cancel()
+    assert spoken.said[-1] == "card.take_back"
