@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from kivy.lang import Builder
-from kivy.properties import BooleanProperty, ListProperty, OptionProperty, StringProperty
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, OptionProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.label import Label
@@ -99,7 +99,27 @@ class CheckIcon(Widget):
 
 
 class CardIllustration(Widget):
-    """An ID card being laid on the reader: shows where the card goes."""
+    """An ID card being laid on the reader, over and over while the screen asks for it: shows
+    where the card goes and that it is laid down flat, not waved."""
+
+    lift = NumericProperty(0)  # how far above the reader the card floats now (pixels)
+
+    def play(self) -> None:
+        from kivy.animation import Animation
+
+        self.stop()
+        high = self.height * 0.22
+        self.lift = high
+        anim = (Animation(lift=0, duration=1.2, t="out_quad") + Animation(duration=1.0)
+                + Animation(lift=high, duration=0.6, t="in_out_quad"))
+        anim.repeat = True
+        anim.start(self)
+
+    def stop(self) -> None:
+        from kivy.animation import Animation
+
+        Animation.cancel_all(self, "lift")
+        self.lift = 0
 
 
 Builder.load_file(str(Path(__file__).with_name("widgets.kv")))
