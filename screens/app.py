@@ -286,7 +286,7 @@ class KioskApp(App):
         if field.type == "choice" and field.choices:
             assert self.picker is not None
             self.picker.pick(field.label, field.choices, field.raw, lambda value: self.act("correct", field.key, value),
-                             texts.get("common.cancel", language))
+                             texts.get("keyboard.cancel", language))
             return
         modes, extra = _FIELD_MODES.get(field.type, (_TEXT_MODES, ""))
         max_length = {"phone": 13, "date": 10, "number": 12}.get(field.type, 100)

@@ -6,8 +6,8 @@ from typing import Any, Callable
 
 from kivy.lang import Builder
 from kivy.properties import StringProperty
-from kivy.uix.modalview import ModalView
 
+from screens.layer import Layer
 from screens.widgets import KioskButton, show_pooled, touch_targets_in
 
 
@@ -15,18 +15,14 @@ class ChoiceButton(KioskButton):
     value = StringProperty("")
 
 
-class ChoicePicker(ModalView):
+class ChoicePicker(Layer):
     label = StringProperty("")
     cancel_text = StringProperty("")
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(auto_dismiss=False, **kwargs)
+        super().__init__(**kwargs)
         self._buttons: list[ChoiceButton] = []
         self._on_done: Callable[[str], None] | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return bool(self._is_open)
 
     def pick(self, label: str, choices: tuple[tuple[str, str], ...], current: str,
              on_done: Callable[[str], None], cancel_text: str) -> None:
@@ -36,8 +32,7 @@ class ChoicePicker(ModalView):
             button.value, button.text = value, ("✓ " if value == current else "") + text
             button.variant = "primary" if value == current else "secondary"
             button.action = f"pick:{value}"
-        if not self.is_open:
-            self.open(animation=False)
+        self.reveal()
 
     def _button(self) -> ChoiceButton:
         button = ChoiceButton()
@@ -52,8 +47,7 @@ class ChoicePicker(ModalView):
 
     def close(self) -> None:
         self._on_done = None
-        if self.is_open:
-            self.dismiss(animation=False)
+        self.hide()
 
     def touch_targets(self) -> dict[str, tuple[int, int]]:
         return touch_targets_in(self) if self.is_open else {}

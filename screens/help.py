@@ -7,26 +7,21 @@ from typing import Any
 
 from kivy.lang import Builder
 from kivy.properties import StringProperty
-from kivy.uix.modalview import ModalView
 
 from config.texts import Texts
 from kiosk.visit import View
 from screens.base import Controller
+from screens.layer import Layer
 
 
-class HelpOverlay(ModalView):
+class HelpOverlay(Layer):
     title = StringProperty("")
     text = StringProperty("")
     close_text = StringProperty("")
 
     def __init__(self, controller: Controller, hotline: str, **kwargs: Any) -> None:
-        self.controller = controller
         self.hotline = hotline
-        super().__init__(auto_dismiss=False, **kwargs)
-
-    @property
-    def is_open(self) -> bool:
-        return bool(self._is_open)
+        super().__init__(controller, **kwargs)
 
     def show(self, view: View, texts: Texts) -> None:
         call = view.help
@@ -35,15 +30,7 @@ class HelpOverlay(ModalView):
         self.title = texts.get("help.title", lang)
         self.text = texts.get(f"help.{call.state}", lang, ticket=call.ticket, hotline=call.hotline or self.hotline)
         self.close_text = texts.get("help.close", lang)
-        if not self.is_open:
-            self.open(animation=False)
-
-    def hide(self) -> None:
-        if self.is_open:
-            self.dismiss(animation=False)
-
-    def act(self, action: str, *args: Any) -> None:
-        self.controller.act(action, *args)
+        self.reveal()
 
 
 Builder.load_file(str(Path(__file__).with_name("help.kv")))

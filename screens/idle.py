@@ -10,37 +10,24 @@ from typing import Any
 
 from kivy.lang import Builder
 from kivy.properties import StringProperty
-from kivy.uix.modalview import ModalView
 
 from config.texts import Texts
 from kiosk.visit import View
 from screens.base import Controller
+from screens.layer import Layer
 
 
-class IdleOverlay(ModalView):
+class IdleOverlay(Layer):
     text = StringProperty("")
     continue_text = StringProperty("")
 
     def __init__(self, controller: Controller, **kwargs: Any) -> None:
-        self.controller = controller
-        super().__init__(auto_dismiss=False, **kwargs)
-
-    @property
-    def is_open(self) -> bool:
-        return bool(self._is_open)
+        super().__init__(controller, **kwargs)
 
     def show(self, view: View, texts: Texts) -> None:
         self.text = texts.get("idle.warning", view.language, seconds=view.warning_seconds)
         self.continue_text = texts.get("idle.continue", view.language)
-        if not self.is_open:
-            self.open(animation=False)
-
-    def hide(self) -> None:
-        if self.is_open:
-            self.dismiss(animation=False)
-
-    def act(self, action: str, *args: Any) -> None:
-        self.controller.act(action, *args)
+        self.reveal()
 
 
 Builder.load_file(str(Path(__file__).with_name("idle.kv")))

@@ -286,19 +286,25 @@ def test_back_walks_the_item_steps_and_leaving_the_item_forgets_it(visit: Visit)
     assert visit.step is Step.CHOOSE and visit.session.answers == {} and visit.session.service_id is None
 
 
-@pytest.mark.parametrize("step", [Step.HOME, Step.CHOOSE, *ITEM_STEPS, Step.RATING])
-def test_every_step_warns_then_wipes_when_left_alone(visit: Visit, clock: Clock, step: Step) -> None:
+def identified_on(visit: Visit, step: Step, item: str = "newborn") -> Card:
+    """A card read, then on to `step` as a citizen would get there."""
     card = identified(visit)
     if step is not Step.HOME:
         visit.browse()
     if step in ITEM_STEPS:
-        visit.choose("social-security-card")
+        visit.choose(item)
         advance(visit, step)
     if step is Step.RATING:
         visit.choose("social-insurance-record")
         advance(visit, Step.FINISH)
         visit.finish()
     assert visit.step is step
+    return card
+
+
+@pytest.mark.parametrize("step", [Step.HOME, Step.CHOOSE, *ITEM_STEPS, Step.RATING])
+def test_every_step_warns_then_wipes_when_left_alone(visit: Visit, clock: Clock, step: Step) -> None:
+    card = identified_on(visit, step, "social-security-card")
     clock.now += 60
     visit.tick()
     assert visit.view().warning_seconds == 15 and visit.step is step
@@ -309,12 +315,7 @@ def test_every_step_warns_then_wipes_when_left_alone(visit: Visit, clock: Clock,
 
 @pytest.mark.parametrize("step", [Step.HOME, Step.CHOOSE, *ITEM_STEPS])
 def test_cancel_on_every_step_wipes(visit: Visit, step: Step) -> None:
-    card = identified(visit)
-    if step is not Step.HOME:
-        visit.browse()
-    if step in ITEM_STEPS:
-        visit.choose("newborn")
-        advance(visit, step)
+    card = identified_on(visit, step)
     visit.cancel()
     assert visit.step is Step.ATTRACT and card.wiped and visit.session.is_empty
 
