@@ -88,7 +88,9 @@ class PlatformLink:
         self.on_catalogue: Callable[[Catalogue], None] | None = None  # a newer catalogue arrived
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
-        self._identifying: tuple[str, threading.Event] | None = None  # (visit id, done)
+        # (visit id, done, thread) of the latest identify call: one per visit
+        self._identifying: tuple[str, threading.Event, threading.Thread] | None = None
+        self._identify_lock = threading.Lock()
 
     @property
     def enrolled(self) -> bool:
@@ -153,12 +155,18 @@ class PlatformLink:
 
     # -- the citizen -------------------------------------------------------------------------
     def identify_in_background(self, session: Session) -> threading.Thread:
-        """Start exchanging the card read for a citizen token; the device thread goes on at once."""
-        done = threading.Event()
-        self._identifying = (session.visit_id, done)
-        thread = threading.Thread(target=self.identify, args=(session, done), name="identify", daemon=True)
-        thread.start()
-        return thread
+        """Start exchanging the card read for a citizen token; the device thread goes on at once.
+        Once per visit: asked again for the same visit (the citizen's page may have started it
+        first, see `_identified`), the call already running (or done) is returned."""
+        with self._identify_lock:
+            pending = self._identifying
+            if pending is not None and pending[0] == session.visit_id:
+                return pending[2]
+            done = threading.Event()
+            thread = threading.Thread(target=self.identify, args=(session, done), name="identify", daemon=True)
+            self._identifying = (session.visit_id, done, thread)
+            thread.start()
+            return thread
 
     def identify(self, session: Session, done: threading.Event | None = None) -> None:
         """Exchange the card read for a citizen token and fetch their e-licences (best effort)."""
@@ -181,8 +189,16 @@ class PlatformLink:
                 done.set()
 
     def _identified(self, session: Session) -> None:
-        """Wait for this visit's identify call, if one is running (both its quick calls at most)."""
+        """Wait for this visit's identify call (both its quick calls at most). When none was
+        started for it yet, start it now: the citizen's page is loaded by a worker that the
+        visit's HOME view wakes while the device thread is still inside `card_read`, i.e.
+        before the terminal asks for the identify call (face check off); asking the platform
+        without waiting for it showed "unavailable" on the citizen's own page at random."""
         pending = self._identifying
+        if ((pending is None or pending[0] != session.visit_id) and session.identity is not None
+                and session.citizen_token is None):
+            self.identify_in_background(session)
+            pending = self._identifying
         if pending is not None and pending[0] == session.visit_id:
             pending[1].wait(2 * _INTERACTIVE_TIMEOUT_S + 1)
 

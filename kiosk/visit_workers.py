@@ -88,7 +88,9 @@ class HelpCalls(_Worker):
 
 
 def scanner_usable(device: Device | None) -> bool:
-    return device is not None and device.status().device is DeviceState.ONLINE
+    """There and working: BUSY is a scanner taking a page, not one that went away (counting it
+    out made every scan tell the visit "no scanner" until the page was taken)."""
+    return device is not None and device.status().device in (DeviceState.ONLINE, DeviceState.BUSY)
 
 
 class MaterialScanner(_Worker):

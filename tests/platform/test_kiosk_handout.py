@@ -101,15 +101,32 @@ def play(cfg: KioskConfig, steps: list[dict[str, Any]]) -> Runner:
     return runner
 
 
-CERTIFICATE_VISIT = [
+TO_CHOOSE = [  # identified (face check off here), the citizen's own page, then the services
     {"do": "press", "button": "start"},
     {"do": "place_card", "card": "resident"},
+    {"do": "expect", "step": "home"},
+    {"do": "press", "button": "browse"},
     {"do": "expect", "step": "choose"},
+]
+CERTIFICATE = [  # the item's steps: notice, the form's two choices, the ID card as e-licence, review
     {"do": "choose", "service": "social-insurance-record"},
-    {"do": "expect", "step": "review"},
+    {"do": "expect", "step": "notice"},
+    {"do": "press", "button": "next"},
+    {"do": "expect", "step": "form"},
     {"do": "correct", "field": "record_type", "value": "contribution_proof"},
     {"do": "correct", "field": "period", "value": "12m"},
+    {"do": "press", "button": "next"},
+    {"do": "expect", "step": "materials", "materials": {"id_card": "e_licence"}},
+    {"do": "press", "button": "next"},
+    {"do": "expect", "step": "review"},
     {"do": "press", "button": "confirm"},
+]
+CERTIFICATE_VISIT = TO_CHOOSE + CERTIFICATE
+# after a submission the citizen is asked for a rating (nothing personal kept); skipping it ends the visit
+SKIP_RATING = [
+    {"do": "expect", "step": "rating"},
+    {"do": "press", "button": "finish"},
+    {"do": "expect", "step": "attract"},
 ]
 
 
@@ -123,7 +140,9 @@ def test_platform_away_the_acceptance_receipt_prints_with_the_local_number(clean
         {"do": "expect", "step": "finish", "receipt": r"L\d{8}-T-HANDOUT-01-\d{6}"},
         {"do": "expect", "step": "finish", "handout": "handout.receipt_printed", "within_s": 20},
         {"do": "remove_card"},
-        {"do": "expect", "step": "attract"},
+        {"do": "expect", "step": "rating"},
+        {"do": "rate", "level": 4},
+        {"do": "expect", "step": "attract", "notice": "rating.thanks"},
     ])
     number = finish_view(runner).receipt
     printed = runner.terminal.emulators["receipt_printer"].receipts()
@@ -140,13 +159,12 @@ def test_out_of_paper_is_told_before_and_a_qr_code_is_offered_after(clean: Setup
     clean.proxy.set("down")
 
     runner = play(clean.config(), [{"do": "device", "device": "receipt_printer", "call": "paper_out"}]
-                  + CERTIFICATE_VISIT[:3] + [
+                  + TO_CHOOSE + [
         {"do": "expect", "step": "choose", "notices": ["notice.no_receipt_paper"]},
-    ] + CERTIFICATE_VISIT[3:] + [
+    ] + CERTIFICATE + [
         {"do": "expect", "step": "finish", "handout": "handout.paper_out", "within_s": 20},
         {"do": "press", "button": "finish"},
-        {"do": "expect", "step": "attract"},
-    ])
+    ] + SKIP_RATING)
     view = finish_view(runner)
     handout = [v.handout for v in runner.views if v.handout is not None][-1]
     assert handout.qr is not None and handout.qr.endswith(f"/progress/{view.receipt}")
@@ -160,8 +178,7 @@ def test_a_certificate_is_issued_rendered_and_printed_through_cups(clean: Setup)
         {"do": "expect", "step": "finish", "receipt": r"SQ\d{14}"},
         {"do": "expect", "step": "finish", "handout": "handout.certificate_printed", "within_s": 60},
         {"do": "remove_card"},
-        {"do": "expect", "step": "attract"},
-    ])
+    ] + SKIP_RATING)
     keys = [v.handout.message_key for v in runner.views if v.handout is not None]
     assert keys[0] == "handout.certificate_fetching" and "handout.certificate_queued" in keys
     printed = runner.terminal.emulators["a4_printer"].printed()
@@ -177,8 +194,7 @@ def test_a4_out_of_paper_offers_the_verify_page_and_an_sms(clean: Setup) -> None
         {"do": "press", "button": "sms"},
         {"do": "expect", "step": "finish", "handout": "handout.sms_sent", "sms": "sent", "within_s": 20},
         {"do": "press", "button": "finish"},
-        {"do": "expect", "step": "attract"},
-    ])
+    ] + SKIP_RATING)
     handout = [v.handout for v in runner.views if v.handout is not None][-1]
     assert handout.qr is not None and "/verify/" in handout.qr
     assert re.fullmatch(r"1[3-9]\d\*{4}\d{4}", handout.values["sent_to"])

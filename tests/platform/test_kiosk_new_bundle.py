@@ -83,19 +83,30 @@ def test_a_bundle_added_while_the_terminal_runs_is_completed_without_code(
             {"do": "wait", "seconds": 4},  # the terminal refreshes its catalogue every 0.5 s here
             {"do": "press", "button": "start"},
             {"do": "place_card", "card": "resident"},
-            {"do": "expect", "step": "choose"},
+            {"do": "expect", "step": "home"},
+            {"do": "press", "button": "browse"},
+            {"do": "expect", "step": "choose", "services_include": ["volunteer-and-blood-donor"]},
             {"do": "choose", "service": "volunteer-and-blood-donor"},
+            {"do": "expect", "step": "notice"},  # the new item's own notice, from its file
+            {"do": "press", "button": "next"},
+            {"do": "expect", "step": "form"},
+            {"do": "press", "button": "next"},  # nothing to type: the card and the platform filled it
+            {"do": "expect", "step": "materials", "materials": {"id_card": "e_licence"}},
+            {"do": "press", "button": "next"},
             {"do": "expect", "step": "review"},
             {"do": "press", "button": "confirm"},
             {"do": "expect", "step": "finish", "receipt": r"SQ\d{14}"},
             {"do": "remove_card"},
-            {"do": "expect", "step": "attract"},
+            {"do": "expect", "step": "rating"},
+            {"do": "rate", "level": 5},
+            {"do": "expect", "step": "attract", "notice": "rating.thanks"},
         ]))
         publish.cancel()
     assert result.passed, result.failure
     review = next(v for v in runner.views if v.step.value == "review")
-    assert [f[0] for f in review.fields] == ["name", "id_number", "contact_phone"]
-    assert all(value for _, _, value in review.fields)  # the card and the platform filled every field
+    assert [f.key for f in review.fields] == ["name", "id_number", "contact_phone"]
+    assert all(f.raw for f in review.fields)  # the card and the platform filled every field
+    assert [f.source for f in review.fields] == ["card", "card", "platform"]
     assert server.db_count("SELECT count(*) FROM applications WHERE item_id = 'volunteer-and-blood-donor' "
                            "AND terminal_id = :t", t=TERMINAL_ID) == 1
     assert server.db_count("SELECT count(*) FROM department_tasks t JOIN applications a ON a.id = t.application_id "

@@ -59,10 +59,14 @@ class Kiosk:
         return subprocess.Popen([sys.executable, "main.py", *args], cwd=ROOT, env=self.env(), text=True,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
-    def outbox(self) -> dict[str, int]:
-        """Outbox rows by state, read straight from the terminal's database (states are not secret)."""
+    def outbox(self, kind: str | None = None) -> dict[str, int]:
+        """Outbox rows by state, read straight from the terminal's database (states are not secret);
+        only those of one kind ("application", "rating", ...) when `kind` is given."""
         with sqlite3.connect(self.data_dir / "outbox" / "outbox.db") as db:
-            return dict(db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
+            if kind is None:
+                return dict(db.execute("SELECT state, count(*) FROM outbox GROUP BY state").fetchall())
+            return dict(db.execute("SELECT state, count(*) FROM outbox WHERE kind = ? GROUP BY state",
+                                   (kind,)).fetchall())
 
     def deliver_everything(self, timeout: float = 60) -> None:
         """Run the terminal (no visit) until its outbox has nothing pending, then stop it politely."""
@@ -102,6 +106,11 @@ def applications(server: Server) -> list[tuple[str, str, str]]:
                 {"t": TERMINAL_ID})]
     finally:
         engine.dispose()
+
+
+def ratings(server: Server) -> int:
+    """How many 好差评 ratings this terminal has given on the platform."""
+    return server.db_count("SELECT count(*) FROM ratings WHERE terminal_id = :t", t=TERMINAL_ID)
 
 
 def enrol(kiosk: Kiosk, code: str, *extra: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -180,22 +189,30 @@ def test_visit_is_prefilled_and_accepted_by_the_platform(clean: Kiosk) -> None:
     assert answers["social_security_number"] == "110101199003070011"
     assert answers["record_type"] == "contribution_proof" and answers["period"] == "12m"
     assert "e_licence" in str(materials)
-    assert clean.outbox().get("pending", 0) == 0
+    assert clean.outbox("application").get("pending", 0) == 0  # delivered while the citizen waited
+    # the rating given after the finish step goes through the outbox, about this very application
+    clean.deliver_everything()
+    assert clean.server.db_count("SELECT count(*) FROM ratings WHERE receipt_number = :r AND level = 5 "
+                                 "AND item_id = 'social-insurance-record' AND terminal_id = :t",
+                                 r=receipt, t=TERMINAL_ID) == 1
 
 
 @pytest.mark.parametrize("fault", ["down", "error_503", "slow", "cut_request", "cut_response"])
 def test_fault_gives_a_local_receipt_and_delivery_later_exactly_once(clean: Kiosk, fault: str) -> None:
     clean.proxy.set(fault, delay_s=5)
-    before = applications(clean.server)
+    before, rated_before = applications(clean.server), ratings(clean.server)
+    ratings_waiting = clean.outbox("rating").get("pending", 0)
     receipt = clean.visit(QUEUED)
     assert re.fullmatch(rf"L\d{{8}}-{TERMINAL_ID}-\d{{6}}", receipt), receipt
-    assert clean.outbox().get("pending") == 1
+    assert clean.outbox("application").get("pending") == 1
+    assert clean.outbox("rating").get("pending", 0) == ratings_waiting + 1  # the rating waits too
     clean.proxy.set("pass")
     clean.deliver_everything()
     after = applications(clean.server)
     new = [r for r in after if r not in before]
     # ("slow": the late original and the retry both reach the platform; still one application)
     assert len(new) == 1, f"{fault}: {len(new)} applications on the platform for one visit: {new}"
+    assert ratings(clean.server) == rated_before + 1, f"{fault}: the visit's rating not recorded exactly once"
 
 
 def test_kiosk_killed_mid_delivery_delivers_once_after_restart(clean: Kiosk) -> None:
@@ -213,18 +230,19 @@ def test_kiosk_killed_mid_delivery_delivers_once_after_restart(clean: Kiosk) -> 
     assert proc.returncode == -signal.SIGKILL
     clean.proxy.release()
     clean.proxy.set("pass")
-    assert clean.outbox().get("pending") == 1  # what was accepted survived the kill
+    assert clean.outbox("application").get("pending") == 1  # what was accepted survived the kill
     clean.deliver_everything()
     new = [r for r in applications(clean.server) if r not in before]
     assert len(new) == 1, new
     with sqlite3.connect(clean.data_dir / "outbox" / "outbox.db") as db:
-        (remote,) = db.execute("SELECT remote_receipt FROM outbox ORDER BY id DESC LIMIT 1").fetchone()
+        (remote,) = db.execute("SELECT remote_receipt FROM outbox WHERE kind = 'application' "
+                               "ORDER BY id DESC LIMIT 1").fetchone()
     assert remote == new[0][0]  # the retry got the platform's first answer back
 
 
 def test_many_visits_under_faults_each_exactly_once(clean: Kiosk) -> None:
     """A run of visits while the network keeps failing in different ways, then recovery."""
-    before = applications(clean.server)
+    before, rated_before = applications(clean.server), ratings(clean.server)
     receipts = []
     for fault in ("cut_response", "pass", "error_503", "cut_response", "down", "pass"):
         clean.proxy.set(fault)
@@ -233,6 +251,7 @@ def test_many_visits_under_faults_each_exactly_once(clean: Kiosk) -> None:
     clean.deliver_everything()
     new = [r for r in applications(clean.server) if r not in before]
     assert len(new) == len(receipts) == len({r[1] for r in new}), new
+    assert ratings(clean.server) == rated_before + len(receipts)  # every visit's rating, once
     assert clean.outbox().get("rejected", 0) == 0
 
 
@@ -358,21 +377,35 @@ def test_scans_queued_while_the_platform_is_down_arrive_with_their_application(c
         visit = Visit(catalogue, submitter=link.submit)
         visit.start()
         visit.card_read(ResidentCard(card["card_type"], card["id_number"], card["name"]))
-        visit.choose(item["id"])
+        assert visit.step is Step.HOME
+        visit.choose(item["id"])  # straight from the citizen's page
+        assert visit.step is Step.NOTICE
+        visit.next()
+        assert visit.step is Step.FORM
         for key, value in answers_for(item).items():
-            if not visit.session.answers.get(key):
+            if not visit.session.answers.get(key):  # the card's fields are filled (and read-only)
                 visit.correct(key, value)
+        visit.next()
+        assert visit.step is Step.MATERIALS, visit.view().message_key
+        # the card just read is the ID e-licence: nothing to scan for it, and it wins over a scan
+        assert {m.id: m.provided for m in visit.view().materials}["id_card"] == "e_licence"
         visit.attach_scan("photo", "image/jpeg", photo)
         visit.attach_scan("old_card", "application/pdf", old_card)
         visit.attach_scan("id_card", "image/jpeg", id_scan)
-        assert visit.view().scanned == ("id_card", "photo", "old_card")
+        assert visit.view().scanned == ("photo", "old_card")
+        assert set(visit.session.scans) == {"id_card", "photo", "old_card"}
         buffers = [scan.data for scan in visit.session.scans.values()]
+        visit.next()
+        assert visit.step is Step.REVIEW
         visit.confirm()
         view = visit.view()
         assert view.step is Step.FINISH and view.message_key == "finish.queued", view
         assert re.fullmatch(rf"L\d{{8}}-{TERMINAL_ID}-\d{{6}}", view.receipt or "")
         visit.finish()
+        assert visit.step is Step.RATING  # asked for a rating, with nothing personal kept any more
         assert all(buf == bytes(len(buf)) for buf in buffers)  # the session's copies are overwritten
+        visit.finish()  # no rating given
+        assert visit.step is Step.ATTRACT
         outbox_files = b"".join(p.read_bytes() for p in (clean.data_dir / "outbox").iterdir())
         assert not any(scan[100:140] in outbox_files for scan in (photo, old_card, id_scan))  # sealed only
 
