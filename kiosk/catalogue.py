@@ -41,7 +41,10 @@ class Field:
         (the card says 女, the form stores "2")."""
         if identity is None or not self.source.startswith("identity."):
             return ""
-        value = getattr(identity, self.source.split(".", 1)[1], "")
+        attr = self.source.split(".", 1)[1]
+        value = getattr(identity, attr, "")
+        if attr == "address":  # a newer address the card carries (30 03) replaces the printed one
+            value = getattr(identity, "appended_address", "") or value
         value = "" if value is None else str(value)
         for code, label in self.choices:
             if value == code or value in label.values():

@@ -380,3 +380,17 @@ def test_every_text_a_view_can_name_exists_in_both_languages(catalogue: Catalogu
             assert f"materials.scan_problem.{phase.value}" in keys
     for key in keys:
         assert texts.get(key, "en") != texts.get(key, "zh-CN") or key in ("attract.language",), key
+
+
+def test_the_cards_newer_address_is_the_one_on_the_form() -> None:
+    from kiosk.catalogue import Field
+
+    field = Field("address", {"zh-CN": "住址"}, "identity.address")
+
+    @dataclass
+    class Moved:
+        address: str = "北京市东城区旧址1号"
+        appended_address: str = "北京市西城区新址2号"
+
+    assert field.prefill(Moved()) == "北京市西城区新址2号"
+    assert field.prefill(Moved(appended_address="")) == "北京市东城区旧址1号"
