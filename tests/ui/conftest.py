@@ -140,6 +140,16 @@ class KioskProcess:
         self.proc.stdin.write(json.dumps(command, ensure_ascii=False) + "\n")
         self.proc.stdin.flush()
 
+    def ask(self, event: str, timeout: float = 30.0, **command: Any) -> dict[str, Any]:
+        """Send a command and wait for the event it answers with (stats, weakrefs, texts, ...)."""
+        self.send(**command)
+        return self.wait_for(lambda e: e.get("event") == event, f"a {event!r} event", timeout)
+
+    def look(self) -> dict[str, Any]:
+        """A view line now (for layers that open without a view change: keyboard, choice list)."""
+        self.send(do="targets")
+        return self.wait_view(reason="targets", timeout=10)
+
     @property
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -174,7 +184,39 @@ class KioskProcess:
     def click_target(self, event: dict[str, Any], action: str) -> None:
         targets = event["targets"]
         assert action in targets, f"no button {action!r} on screen; there are {sorted(targets)}"
+        assert action not in event.get("clipped", ()), f"button {action!r} is scrolled out of sight"
         self.click(*targets[action])
+
+    def drag(self, x: int, y: int, dx: int, dy: int, steps: int = 10) -> None:
+        """A finger drawn across the screen from (x, y) by (dx, dy) at a finger's pace: scrolls a
+        list. (Moves sent all at once reach Kivy within one frame and are taken for a tap.)"""
+        window = self.window()
+        args = ["mousemove", "--window", window, str(x), str(y), "mousedown", "1"]
+        for n in range(1, steps + 1):
+            args += ["sleep", "0.03", "mousemove", "--window", window, str(x + dx * n // steps), str(y + dy * n // steps)]
+        self.xdotool(*args, "sleep", "0.1", "mouseup", "1")
+
+    def reveal(self, event: dict[str, Any], action: str, tries: int = 8) -> dict[str, Any]:
+        """Scroll by dragging the list that hides the button `action` (as a citizen would)
+        until the button is in sight; the view line that shows it."""
+        for _ in range(tries):
+            if action not in event["targets"]:
+                raise AssertionError(f"no button {action!r} on screen; there are {sorted(event['targets'])}")
+            hidden = event.get("clipped", {})
+            if action not in hidden:
+                return event
+            box = hidden[action]
+            assert box is not None, f"button {action!r} is outside the window"
+            x, y, w, h = box
+            tx, ty = event["targets"][action]
+            cx, cy = x + w // 2, y + h // 2
+            if tx < x or tx > x + w:  # a row scrolled sideways
+                self.drag(cx, cy, -min(w // 2, 300) if tx > x + w else min(w // 2, 300), 0)
+            else:
+                self.drag(cx, cy, 0, -min(h // 2, 250) if ty > y + h else min(h // 2, 250))
+            time.sleep(0.8)  # the list glides a little after the finger leaves
+            event = self.look()
+        raise AssertionError(f"button {action!r} stayed out of sight after {tries} drags")
 
     def key(self, name: str) -> None:
         window = self.window()
