@@ -27,7 +27,6 @@ import argparse
 import json
 import os
 import queue
-import select
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from startup import start_xvfb  # the same Xvfb as the start-up bench (run from bench/)
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = ROOT / "tests" / "ui" / "drive_app.py"
@@ -42,24 +42,7 @@ SIZE = (1280, 800)
 CHECKPOINTS = (1, 10, 50, 100)
 
 
-def start_xvfb() -> tuple[subprocess.Popen[bytes], str]:
-    read_fd, write_fd = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0",
-                             f"{SIZE[0]}x{SIZE[1]}x24", "-nolisten", "tcp", "-noreset"],
-                            pass_fds=(write_fd,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write_fd)
-    number = b""
-    deadline = time.monotonic() + 15
-    while not number.endswith(b"\n"):
-        if not select.select([read_fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
-            proc.kill()
-            raise SystemExit("Xvfb did not report a display within 15 s")
-        chunk = os.read(read_fd, 16)
-        if not chunk:
-            raise SystemExit("Xvfb exited at start")
-        number += chunk
-    os.close(read_fd)
-    return proc, f":{number.decode().strip()}"
+
 
 
 class Driver:

@@ -155,7 +155,8 @@ class HandoutDesk:
             reason = "handout.no_printer" if printer is None else _paper_key(printer)
             log.warning("receipt %s not printed: %s", job.receipt_number,
                         "no receipt printer configured" if printer is None else printer.status().fault or reason)
-            self._tell(job, reason, qr=job.qr, sms=self._sms_offer(job), receipt=job.receipt_number)
+            self._tell(job, reason if job.qr else "handout.note_number", qr=job.qr, sms=self._sms_offer(job),
+                       receipt=job.receipt_number)
             return
         self._tell(job, "handout.printing_receipt")
         try:
@@ -163,8 +164,8 @@ class HandoutDesk:
             printer.print_document(document)  # type: ignore[union-attr]
         except DeviceError as exc:
             log.warning("receipt %s not printed: %s", job.receipt_number, exc)
-            self._tell(job, _paper_key(printer, exc), qr=job.qr, sms=self._sms_offer(job),
-                       receipt=job.receipt_number)
+            self._tell(job, _paper_key(printer, exc) if job.qr else "handout.note_number", qr=job.qr,
+                       sms=self._sms_offer(job), receipt=job.receipt_number)
             return
         log.info("receipt %s printed", job.receipt_number)
         self._tell(job, "handout.receipt_printed")

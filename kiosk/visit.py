@@ -648,8 +648,9 @@ class Visit:
                 self._publish("home")
 
     def home_unavailable(self, visit_id: str) -> None:
+        """The platform could not be asked; an answer already shown is not taken back."""
         with self._lock:
-            if self.session.visit_id != visit_id or self._home is None:
+            if self.session.visit_id != visit_id or self._home is None or self._home[0] == "ready":
                 return
             self._home = ("unavailable", [], [])
             if self.step is Step.HOME:

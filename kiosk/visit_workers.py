@@ -47,14 +47,12 @@ class CitizenPage(_Worker):
 
     def on_view(self, view: View) -> None:
         if view.step is Step.HOME and view.reason in ("card", "face"):
-            session = self.visit.session
-            if self.link is None:
-                self.visit.home_unavailable(session.visit_id)
-                return
-            self._spawn("citizen-page", self._load, session)
+            # always from a thread of its own, never inside this view's delivery: an answer given
+            # here would reach the screen before the view that asked for it
+            self._spawn("citizen-page", self._load, self.visit.session)
 
     def _load(self, session: Any) -> None:
-        found = self.link.home(session)
+        found = self.link.home(session) if self.link is not None else None
         if found is None:
             self.visit.home_unavailable(session.visit_id)
         else:

@@ -26,6 +26,12 @@ class ItemScreen(KioskScreen):
     next_text = StringProperty("")
     next_action = "next"
 
+    def on_pre_enter(self, *_args: Any) -> None:
+        """Each step opens at the top of its list, not where the last citizen left it."""
+        scroll = self.ids.get("scroll")
+        if scroll is not None:
+            scroll.scroll_y = 1
+
     def show(self, view: View, texts: Texts) -> None:
         super().show(view, texts)
         n, m = view.position
@@ -185,7 +191,9 @@ class MaterialsScreen(ItemScreen):
             row.material_id, row.title, row.provided = m.id, m.title, m.provided
             row.tag = t("common.required") if m.required else t("common.optional")
             row.status = self._status(m, t)
-            row.commitment = t("materials.commitment", text=m.commitment) if m.commitment and m.promise_allowed else ""
+            # the commitment is read before promising, and while promised; not once the paper is there
+            row.commitment = (t("materials.commitment", text=m.commitment)
+                              if m.commitment and m.promise_allowed and m.provided in ("", "promise") else "")
             offered = m.can_scan and m.provided != "e_licence" and view.scanning is None
             row.scan_text = (t("materials.rescan") if m.provided == "scan" else t("materials.scan")) if offered else ""
             row.remove_text = t("materials.remove_scan") if m.provided == "scan" and view.scanning is None else ""

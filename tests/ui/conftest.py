@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
+from x11 import find_window, xdotool  # tests/ui/x11.py: pytest puts this folder on sys.path
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -156,23 +157,11 @@ class KioskProcess:
 
     # -- X -------------------------------------------------------------------------------
     def xdotool(self, *args: str) -> str:
-        env = dict(os.environ, DISPLAY=self.display)
-        done = subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=10)
-        if done.returncode != 0 and args[0] != "search":
-            raise AssertionError(f"xdotool {' '.join(args)} failed: {done.stderr}")
-        return done.stdout
+        return xdotool(self.display, *args)
 
     def window(self) -> str:
         if self._window is None:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                ids = self.xdotool("search", "--class", "Kiosk").split()
-                if ids:
-                    self._window = ids[-1]
-                    break
-                time.sleep(0.1)
-            else:
-                raise AssertionError("no window of class Kiosk (SDL_VIDEO_X11_WMCLASS) found")
+            self._window = find_window(self.display, "Kiosk")
         return self._window
 
     def window_visible(self) -> bool:

@@ -71,6 +71,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from journey_data import APPLICATIONS, BENEFITS, LICENCES  # tests/ui/journey_data.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -287,16 +289,6 @@ def press(app: Any, action: str) -> bool:
 
 
 # -- whole visits inside the app ------------------------------------------------------------------
-BENEFITS = [{"id": "b1", "title": {"zh-CN": "高龄津贴", "en": "Old-age allowance"},
-             "reason": {"zh-CN": "年满80周岁", "en": "Aged 80 or over"}, "status": "granted_automatically"},
-            {"id": "b2", "title": {"zh-CN": "养老服务补贴", "en": "Elderly care subsidy"},
-             "reason": {"zh-CN": "符合条件", "en": "You meet the conditions"}, "status": "eligible",
-             "item_id": "elderly-allowance"}]
-APPLICATIONS = [{"receipt_number": "SQ20261101000007", "title": {"zh-CN": "新生儿出生一件事", "en": "Birth of a child"},
-                 "status": "in_progress", "accepted_at": "2026-11-01T09:00:00Z"}]
-LICENCES = [{"type": "birth_certificate", "number": "N110000001",
-             "title": {"zh-CN": "出生医学证明", "en": "Medical birth certificate"}},
-            {"type": "household_register", "number": "H1100000001"}]
 # per item: the life-event chip that shows it, the field edited on the keyboard, the answers the
 # citizen gives, a material promised and one scanned
 JOURNEY_ITEMS: dict[str, dict[str, Any]] = {

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from x11 import find_window, xdotool
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -292,23 +293,11 @@ if __name__ != "__main__":
 
         # -- X -------------------------------------------------------------------------------
         def xdotool(self, *args: str) -> str:
-            env = dict(os.environ, DISPLAY=self.display)
-            done = subprocess.run(["xdotool", *args], env=env, capture_output=True, text=True, timeout=10)
-            if done.returncode != 0 and args[0] != "search":
-                raise AssertionError(f"xdotool {' '.join(args)} failed: {done.stderr}")
-            return done.stdout
+            return xdotool(self.display, *args)
 
         def window(self) -> str:
             if self._window is None:
-                deadline = time.monotonic() + 10
-                while time.monotonic() < deadline:
-                    ids = self.xdotool("search", "--class", "KioskKeyboard").split()
-                    if ids:
-                        self._window = ids[-1]
-                        break
-                    time.sleep(0.1)
-                else:
-                    raise AssertionError("no window of class KioskKeyboard found")
+                self._window = find_window(self.display, "KioskKeyboard")
             return self._window
 
         def touch(self, state: dict[str, Any], action: str) -> None:

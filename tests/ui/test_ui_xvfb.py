@@ -15,6 +15,7 @@ import pytest
 
 PIL = pytest.importorskip("PIL", reason="Pillow is needed for the pixel checks (pip install pillow)")
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps  # noqa: E402
+from journey_data import APPLICATIONS, BENEFITS, LICENCES, NEWBORN_ANSWERS
 
 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"  # as in conftest.py
@@ -141,18 +142,6 @@ def test_escape_does_not_quit(kiosk_app):
 
 # -- the whole journey ---------------------------------------------------------------------------
 HEADER = {"repeat", "toggle_voice", "toggle_elder", "help", "language"}  # on every screen
-BENEFITS = [{"id": "b1", "title": {"zh-CN": "高龄津贴", "en": "Old-age allowance"},
-             "reason": {"zh-CN": "年满80周岁", "en": "Aged 80 or over"}, "status": "granted_automatically"},
-            {"id": "b2", "title": {"zh-CN": "养老服务补贴", "en": "Elderly care subsidy"},
-             "reason": {"zh-CN": "符合条件", "en": "You meet the conditions"}, "status": "eligible",
-             "item_id": "elderly-allowance"}]
-APPLICATIONS = [{"receipt_number": "SQ20261101000007", "title": {"zh-CN": "新生儿出生一件事", "en": "Birth of a child"},
-                 "status": "in_progress", "accepted_at": "2026-11-01T09:00:00Z"}]
-LICENCES = [{"type": "birth_certificate", "number": "N110000001",
-             "title": {"zh-CN": "出生医学证明", "en": "Medical birth certificate"}},
-            {"type": "household_register", "number": "H1100000001"}]
-NEWBORN_ANSWERS = {"marital_status": "20", "baby_name": "王小宝", "baby_gender": "2", "baby_birth_date": "2026-11-20",
-                   "birth_certificate_number": "N110000001", "registration_address": "北京市东城区测试路2号"}
 SEARCH = {"zh-CN": ("社保卡", "social-security-card"), "en": ("birth", "newborn")}  # a word, an item it finds
 
 
@@ -504,8 +493,9 @@ def test_printer_notices_paper_fallback_and_queue_ticket(kiosk_app):
     app.click_target(view, "confirm")
     view = app.wait_view(step="finish", reason="submitted", screen="finish")
     assert "request_sms" not in view["targets"]
-    # this terminal has no receipt printer: said at once, and without a platform no SMS either
-    view = app.wait_view(step="finish", reason="handout", handout="handout.no_printer", sms="")
+    # this terminal has no receipt printer: said at once; without a platform there is no progress
+    # page to show as a QR code and no SMS, so the citizen is asked to note the number
+    view = app.wait_view(step="finish", reason="handout", handout="handout.note_number", sms="")
     assert "request_sms" not in view["targets"]
 
     # the receipt printer ran out: the progress page as a QR code, and an SMS on request
