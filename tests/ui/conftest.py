@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from x11 import find_window, xdotool  # tests/ui/x11.py: pytest puts this folder on sys.path
+from x11 import find_window, next_event, xdotool  # tests/ui/x11.py: pytest puts this folder on sys.path
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -103,20 +103,12 @@ class KioskProcess:
     # -- following the app -------------------------------------------------------------
     def wait_for(self, predicate: Callable[[dict[str, Any]], bool], what: str,
                  timeout: float = 15.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            try:
-                event = self._queue.get(timeout=max(0.01, left)) if left > 0 else None
-            except queue.Empty:
-                event = None
-            if event is None:
-                raise AssertionError(f"timed out waiting for {what}; app alive: {self.alive}\n"
-                                     f"events seen:\n{self._history()}\n"
-                                     f"app stderr (tail):\n{self._stderr_tail()}")
-            self.events.append(event)
-            if predicate(event):
-                return event
+        event = next_event(self._queue, predicate, timeout, self.events.append)
+        if event is None:
+            raise AssertionError(f"timed out waiting for {what}; app alive: {self.alive}\n"
+                                 f"events seen:\n{self._history()}\n"
+                                 f"app stderr (tail):\n{self._stderr_tail()}")
+        return event
 
     def wait_view(self, timeout: float = 15.0, **expected: Any) -> dict[str, Any]:
         def matches(e: dict[str, Any]) -> bool:

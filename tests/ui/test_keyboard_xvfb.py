@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from x11 import find_window, xdotool
+from x11 import find_window, next_event, xdotool
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -251,19 +251,12 @@ if __name__ != "__main__":
 
         def wait_for(self, predicate: Callable[[dict[str, Any]], bool], what: str,
                      timeout: float = 10.0) -> dict[str, Any]:
-            deadline = time.monotonic() + timeout
-            while True:
-                left = deadline - time.monotonic()
-                try:
-                    event = self._queue.get(timeout=max(0.01, left)) if left > 0 else None
-                except queue.Empty:
-                    event = None
-                if event is None:
-                    self._stderr.flush()
-                    raise AssertionError(f"timed out waiting for {what}; app alive: {self.proc.poll() is None}\n"
-                                         f"app stderr (tail):\n{self.stderr_path.read_text(errors='replace')[-3000:]}")
-                if predicate(event):
-                    return event
+            event = next_event(self._queue, predicate, timeout)
+            if event is None:
+                self._stderr.flush()
+                raise AssertionError(f"timed out waiting for {what}; app alive: {self.proc.poll() is None}\n"
+                                     f"app stderr (tail):\n{self.stderr_path.read_text(errors='replace')[-3000:]}")
+            return event
 
         def state(self) -> dict[str, Any]:
             self.send(do="state")

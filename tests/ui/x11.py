@@ -1,10 +1,12 @@
-"""Real X input for the UI tests: xdotool on the test's own Xvfb display, and the kiosk's window
-found by its class (SDL_VIDEO_X11_WMCLASS)."""
+"""For the UI tests' app drivers: real X input (xdotool on the test's own Xvfb display, the
+window found by its class, SDL_VIDEO_X11_WMCLASS) and the app's JSON event lines."""
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import time
+from typing import Any, Callable
 
 
 def xdotool(display: str, *args: str) -> str:
@@ -24,3 +26,21 @@ def find_window(display: str, wm_class: str, timeout: float = 10.0) -> str:
             return ids[-1]
         time.sleep(0.1)
     raise AssertionError(f"no window of class {wm_class} (SDL_VIDEO_X11_WMCLASS) found")
+
+
+def next_event(events: queue.Queue[dict[str, Any] | None], predicate: Callable[[dict[str, Any]], bool],
+               timeout: float, seen: Callable[[dict[str, Any]], None] = lambda _e: None) -> dict[str, Any] | None:
+    """The next event from an app's JSON lines that `predicate` accepts, or None when the time is
+    up or the app's output ended (the caller says what it waited for)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            event = events.get(timeout=max(0.01, left)) if left > 0 else None
+        except queue.Empty:
+            event = None
+        if event is None:
+            return None
+        seen(event)
+        if predicate(event):
+            return event
