@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from x11 import find_window, next_event, xdotool  # tests/ui/x11.py: pytest puts this folder on sys.path
+from x11 import find_window, next_event, stop_app, xdotool  # tests/ui/x11.py: pytest puts this folder on sys.path
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -207,28 +207,9 @@ class KioskProcess:
 
     # -- the end ---------------------------------------------------------------------------
     def stop(self) -> int:
-        if self.alive:
-            try:
-                self.send(do="quit")
-            except (BrokenPipeError, OSError):
-                pass
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait()
-        for stream in (self.proc.stdin, self.proc.stdout):
-            try:
-                if stream is not None:
-                    stream.close()
-            except OSError:
-                pass
+        code = stop_app(self.proc)
         self._stderr.close()
-        return self.proc.returncode
+        return code
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from x11 import find_window, next_event, xdotool
+from x11 import find_window, next_event, stop_app, xdotool
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -328,19 +328,7 @@ if __name__ != "__main__":
             self.xdotool(*args)
 
         def stop(self) -> None:
-            if self.proc.poll() is None:
-                try:
-                    self.send(do="quit")
-                    self.proc.wait(timeout=10)
-                except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
-                    self.proc.kill()
-                    self.proc.wait()
-            for stream in (self.proc.stdin, self.proc.stdout):
-                try:
-                    if stream is not None:
-                        stream.close()
-                except OSError:
-                    pass
+            stop_app(self.proc)
             self._stderr.close()
 
     def on_pad(pad: list[int], strokes: list[list[tuple[float, float]]], steps: int = 8) -> list[list[list[float]]]:

@@ -44,3 +44,31 @@ def next_event(events: queue.Queue[dict[str, Any] | None], predicate: Callable[[
         seen(event)
         if predicate(event):
             return event
+
+
+def stop_app(proc: subprocess.Popen[str], quit_line: str = '{"do": "quit"}\n') -> int:
+    """Ask the app to quit, then terminate and kill if it does not; close its pipes. Only the
+    test's own process is touched."""
+    if proc.poll() is None:
+        try:
+            assert proc.stdin is not None
+            proc.stdin.write(quit_line)
+            proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        try:
+            if stream is not None:
+                stream.close()
+        except OSError:
+            pass
+    return proc.returncode
