@@ -21,6 +21,7 @@ DRIVERS: dict[str, dict[str, str]] = {
                 "document_camera": "devices.scanner.document_camera:DocumentCamera"},
     "qr_scanner": {"serial": "devices.qr_scanner.serial_driver:SerialQrScanner",
                    "camera": "devices.qr_scanner.camera_driver:CameraQrScanner"},
+    "smartcard": {"pcsc": "devices.smartcard.pcsc_driver:PcscReader"},
 }
 
 # device class -> driver name -> "module:Class" of an emulator speaking that driver's wire
@@ -33,6 +34,7 @@ EMULATORS: dict[str, dict[str, str]] = {
                 "document_camera": "devices.scanner.document_camera_emulator:DocumentCameraEmulator"},
     "qr_scanner": {"serial": "devices.qr_scanner.serial_emulator:SerialQrEmulator",
                    "camera": "devices.qr_scanner.camera_emulator:QrCameraEmulator"},
+    "smartcard": {"pcsc": "devices.smartcard.emulator:PcscCardEmulator"},
 }
 
 

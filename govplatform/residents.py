@@ -380,7 +380,10 @@ def resolve_source(source: str, resident: Resident | None, card: dict[str, Any] 
         if attr == "birth_date":
             return _text(_date_text(card.get("birth_date"))) if card.get("birth_date") else None
         if attr == "address":  # a newer address appended to the card (30 03) wins
-            return _text(card.get("appended_address")) or _text(card.get("address"))
+            on_card = _text(card.get("appended_address")) or _text(card.get("address"))
+            if on_card is None and resident is not None:  # a card without an address (社保卡):
+                return _text(resident.household_address)  # the household register's, which the ID card prints
+            return on_card
         return _text(card.get(attr))
     if resident is None:
         return None

@@ -28,7 +28,9 @@ TERMINAL_RECEIPT = r"^L[0-9]{8}-[A-Za-z0-9][A-Za-z0-9_.-]{0,63}-[0-9]{6,12}$"
 SHA256_HEX = r"^[0-9a-f]{64}$"
 SCAN_REFERENCE = r"^scan:[0-9a-f]{64}$"
 SCAN_MEDIA_TYPES = ("image/jpeg", "image/png", "application/pdf")
-CARD_TYPES = ("resident", "hmt_permit", "foreign_2017", "foreign_2023")
+# the cards a terminal identifies a citizen by: the ID card types (GA 467) and the social
+# security card (社会保障卡, read over PC/SC; no address, its issuing place as `issuer`)
+CARD_TYPES = ("resident", "hmt_permit", "foreign_2017", "foreign_2023", "social_security")
 LONG_TERM = "长期"
 
 
@@ -94,9 +96,10 @@ class EnrolResponse(Out):
 
 # -- identity ------------------------------------------------------------------------------------
 class Card(Request):
-    """What the ID-card reader read (GA 467 text block), dates ISO 8601."""
+    """What the card reader read (an ID card's GA 467 text block, or a social security card's
+    holder records), dates ISO 8601."""
 
-    card_type: Literal["resident", "hmt_permit", "foreign_2017", "foreign_2023"]
+    card_type: Literal["resident", "hmt_permit", "foreign_2017", "foreign_2023", "social_security"]
     id_number: str = Field(pattern=ID_NUMBER, description="18 characters (GB 11643); 15 on a 2017 foreigner card")
     name: str = Field(min_length=1, max_length=60)
     birth_date: dt.date

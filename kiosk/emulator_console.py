@@ -22,12 +22,14 @@ HELP = """emulated devices: type a command and Enter
   a4 COMMAND         the emulated A4 printer (its private CUPS: stop, resume, printed, ...)
   scanner COMMAND    the emulated document scanner or camera (place, blur, remove, jam, ...)
   qr COMMAND         the emulated QR scanner (scan TEXT, garbage, partial, unplug, ...)
+  smartcard COMMAND  the emulated social security card reader (insert zhang-san, remove,
+                     pull, unplug, restart, ...)
   help               this text"""
 
 
 # console word -> the [devices.<name>] whose emulator takes the rest of the line
 CONSOLE_DEVICES = {"camera": "camera", "printer": "receipt_printer", "a4": "a4_printer",
-                   "scanner": "scanner", "qr": "qr_scanner"}
+                   "scanner": "scanner", "qr": "qr_scanner", "smartcard": "smartcard"}
 
 
 def handle(line: str, emulators: dict[str, Any], out: TextIO) -> None:

@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 _SILENT_REASONS = {"correct", "invalid", "continue", "sms", "equipment", "filter", "home", "promised",
                    "promise_withdrawn", "scan_attached", "scan_detached", "help_closed", "help_again"}
 _HELP_KEYS = {"help": "help.calling", "help_answered": "help.called", "help_failed": "help.failed"}
+# the device classes a citizen proves who they are with (ID card, social security card)
+CARD_READER_CLASSES = ("idcard", "smartcard")
+# a card reader's failure code -> what the identify screen tells the citizen
+CARD_FAILURE_KEYS = {"card_pulled": "identify.card_pulled", "not_social_security": "identify.invalid",
+                     "card_blocked": "identify.card_blocked"}
 
 
 class Terminal:
@@ -80,6 +85,7 @@ class Terminal:
             self.visit, lambda: self.devices.get(self.scanner_name) if self.scanner_name else None)
         for worker in (self.citizen_page, self.help_calls, self.material_scanner):
             self.visit.subscribe(worker.on_view)
+        self.visit.card_kinds = frozenset(self.cfg.devices[n].device_class for n in self.card_readers())
         self.face: FaceCheck | None = None
         if cfg.face.enabled:
             camera_cfg = cfg.devices.get(cfg.face.camera)
@@ -155,7 +161,7 @@ class Terminal:
                         and session.citizen_token is None):
                     self.link.identify_in_background(session)
             else:
-                self.visit.card_failed()
+                self.visit.card_failed(CARD_FAILURE_KEYS.get(event.data.get("code", ""), "identify.read_failed"))
         elif event.kind == "card_removed":
             self.visit.card_removed()
         elif event.kind in ("code_scanned", "code_unreadable"):
@@ -164,8 +170,14 @@ class Terminal:
                                                                    self.cfg.handout.a4_printer, self.scanner_name):
             self.update_equipment()
         elif (event.kind == "status_changed" and event.data.get("device") != DeviceState.ONLINE.value
-              and self.cfg.devices[event.source].device_class == "idcard"):
-            self.visit.reader_offline()
+              and self.cfg.devices[event.source].device_class in CARD_READER_CLASSES
+              and not any(self.devices[n].status().device is DeviceState.ONLINE for n in self.card_readers()
+                          if n in self.devices)):
+            self.visit.reader_offline()  # no card of any kind can be read now
+
+    def card_readers(self) -> list[str]:
+        """The enabled readers a visit can start from, by name."""
+        return [n for n, d in self.cfg.devices.items() if d.enabled and d.device_class in CARD_READER_CLASSES]
 
     def update_equipment(self) -> None:
         """Tell the visit what the printers and the scanner allow now, before a citizen chooses."""

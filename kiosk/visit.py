@@ -100,6 +100,8 @@ class Visit:
         self.rater = rater
         self.face_required = face_required  # the card's holder must be verified by face first
         self.elder_age = elder_age  # elder mode turns on by itself from this age (0: never)
+        # the kinds of card reader the terminal has ("idcard", "smartcard"): what identify asks for
+        self.card_kinds: frozenset[str] = frozenset({"idcard"})
         self.default_language = language
         self.language = language
         self.voice_on = True
@@ -147,6 +149,8 @@ class Visit:
         with self._lock:
             lang = self.language
             title_key, prompt_key = _TITLES[self.step]
+            if self.step is Step.IDENTIFY and "smartcard" in self.card_kinds:
+                title_key, prompt_key = "identify.title_with_ssc", "identify.prompt_with_ssc"
             if self.step is Step.FINISH and self._message in ("finish.not_submitted", "finish.refused"):
                 title_key, prompt_key = "finish.not_submitted_title", self._message
             elif self.step is Step.FINISH and (self._message or "").startswith("face.failed"):
@@ -673,6 +677,12 @@ class Visit:
                 if hasattr(identity, "wipe"):
                     identity.wipe()
                 self._go(Step.IDENTIFY, "card_refused", key)
+                return
+            if self.face_required and not getattr(identity, "photo_bmp", None) and \
+                    getattr(identity, "card_type", "") == "social_security":
+                log.info("social security card without a photo: the face check cannot be made")
+                identity.wipe()
+                self._go(Step.IDENTIFY, "card_refused", "identify.no_photo")
                 return
             self.session.set_identity(identity)
             if self.face_required:

@@ -16,6 +16,8 @@ APT_PACKAGES=(
   postgresql                                    # the reference platform's PostgreSQL tests
   cups cups-client cups-bsd printer-driver-cups-pdf libcups2-dev   # the A4 printer (and its PDF test queue)
   sane-utils libsane1 libsane-dev               # document scanners (and SANE's test backend)
+  pcscd libpcsclite-dev vsmartcard-vpcd         # smart cards over PC/SC (and the virtual reader for tests)
+  util-linux                                    # unshare: the virtual reader's private network namespace
 )
 
 missing=()

@@ -24,3 +24,17 @@ def _no_leftover_secrets():
     privacy.clear_secrets()
     yield
     privacy.clear_secrets()
+
+
+@pytest.fixture(scope="module")
+def pcsc_rig():  # type: ignore[no-untyped-def]
+    """This process's virtual smart-card bench (the real pcscd with vpcd, in a private network
+    namespace), with PC/SC pointed at it. One socket path per process: libpcsclite reads it
+    once, so every module shares devices.smartcard.emulator's process rig."""
+    from devices.smartcard.emulator import acquire_rig, release_rig
+    from devices.smartcard.pcsc_driver import use_pcsc_socket
+
+    rig = acquire_rig()  # a RigError here says which package or setting is missing
+    use_pcsc_socket(rig.socket_path)
+    yield rig
+    release_rig()

@@ -65,10 +65,9 @@ def synthetic_portrait(seed: str, width: int = PHOTO_WIDTH, height: int = PHOTO_
     return bytes(out)
 
 
-def portrait_from_photo(path: Path) -> bytes:
-    """An ID-card-style portrait (102x126, head and shoulders) cut from a face photo, as an
-    EMU2 block: the WebP quality drops until it fits, as a real card's photo is squeezed
-    (JPEG's own headers alone would take half the block)."""
+def portrait_crop(path: Path, width: int = PHOTO_WIDTH, height: int = PHOTO_HEIGHT) -> "np.ndarray":
+    """Head and shoulders cut from a face photo and scaled to width x height, as card photos are
+    framed (the largest face found, 1.9 face widths across)."""
     import importlib.resources
 
     import cv2
@@ -84,12 +83,21 @@ def portrait_from_photo(path: Path) -> bytes:
     x, y, w, h = faces[max(range(len(faces)), key=lambda i: faces[i][2] * faces[i][3])][:4]
     cx, cy = x + w / 2, y + h / 2
     crop_w = 1.9 * w
-    crop_h = crop_w * PHOTO_HEIGHT / PHOTO_WIDTH
+    crop_h = crop_w * height / width
     x0, y0 = int(round(cx - crop_w / 2)), int(round(cy - crop_h * 0.45))
     pad = int(max(crop_w, crop_h))
     padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     crop = padded[y0 + pad:y0 + pad + int(crop_h), x0 + pad:x0 + pad + int(crop_w)]
-    small = cv2.resize(crop, (PHOTO_WIDTH, PHOTO_HEIGHT), interpolation=cv2.INTER_AREA)
+    return cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def portrait_from_photo(path: Path) -> bytes:
+    """An ID-card-style portrait (102x126, head and shoulders) cut from a face photo, as an
+    EMU2 block: the WebP quality drops until it fits, as a real card's photo is squeezed
+    (JPEG's own headers alone would take half the block)."""
+    import cv2
+
+    small = portrait_crop(path)
     room = BLOCK_LEN - len(MAGIC_WEBP) - 2
     for quality in range(60, 4, -5):
         ok, packed = cv2.imencode(".webp", small, [cv2.IMWRITE_WEBP_QUALITY, quality])

@@ -52,7 +52,7 @@ def check_face(face: FaceCheck | None, required: bool) -> None:
 def check_card(body: IdentifyRequest, today: dt.date) -> None:
     card = body.card
     if card.card_type != "foreign_2017":
-        gender = card.gender_code if card.card_type in ("resident", "hmt_permit") else None
+        gender = card.gender_code if card.card_type in ("resident", "hmt_permit", "social_security") else None
         problem = residents.id_number_problem(card.id_number, card.birth_date, gender)
         if problem:
             raise invalid("card.id_number", problem)
