@@ -158,7 +158,8 @@ class Runner:
              "elder": visit.toggle_elder, "voice": visit.toggle_voice, "repeat": visit.repeat}[button]()
         elif action == "place_card":
             self._say(f"place card {step['card']}")
-            self._emulator(step.get("device", "idcard")).place_card(step["card"])
+            behaviour = dict(step.get("behaviour", {}))  # a smart card's misbehaviour: pull_after, blocked, ...
+            self._emulator(step.get("device", "idcard")).place_card(step["card"], **behaviour)
         elif action == "remove_card":
             self._say("remove card")
             self._emulator(step.get("device", "idcard")).remove_card()

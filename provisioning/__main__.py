@@ -5,10 +5,10 @@ import argparse
 import sys
 from types import ModuleType
 
-from provisioning import enrol, read_id, test_print
+from provisioning import enrol, read_card, read_id, test_print
 
 # Each module: NAME, SUMMARY, EXAMPLE, register(subparsers) and run(args) -> int.
-COMMANDS: tuple[ModuleType, ...] = (read_id, enrol, test_print)
+COMMANDS: tuple[ModuleType, ...] = (read_id, read_card, enrol, test_print)
 
 
 def build_parser() -> argparse.ArgumentParser:

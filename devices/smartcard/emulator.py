@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -54,6 +55,7 @@ def release_rig() -> None:
         if _users == 0 and _shared is not None:
             rig, _shared = _shared, None
             rig.stop()
+            shutil.rmtree(process_rig_dir(), ignore_errors=True)
 
 CONSOLE_HELP = """smartcard commands (the emulated social security card reader):
   cards                  the virtual cards (devices/smartcard/cards)
@@ -114,13 +116,20 @@ class PcscCardEmulator:
         return sorted(p.stem for p in CARDS_DIR.glob("*.toml"))
 
     def insert(self, card: str = "zhang-san", **behaviour: Any) -> None:
+        """Insert a card (taking out the one in the slot first)."""
         load_card(card, **behaviour)  # a bad name or behaviour is refused here, with its reason
+        if self.inserted is not None:
+            self.remove()
         self.rig.insert(self.slot, FACTORY, card=str(card_path(card)), **behaviour)
         self.inserted = card
 
     def remove(self) -> None:
         self.rig.remove(self.slot)
         self.inserted = None
+
+    # the names the scenario runner uses for every card reader's emulator
+    place_card = insert
+    remove_card = remove
 
     def unplug(self) -> None:
         self.rig.unplug()

@@ -18,9 +18,9 @@ way from either card:
     identity, so the visit can say why and wipe it.
 
   ``data["card_type"]`` is "social_security" once a card was recognised.
-- ``card_removed``: the card left the reader (``data["reason"]``: "removed", or "closed"
-  when the reader was closed or lost with a card in it); every card_placed is followed
-  by exactly one card_removed.
+- ``card_removed``: the card left the reader (``data["reason"]``: "removed"; "pulled" right
+  after a card_placed whose card left mid-read; "closed" when the reader was closed or
+  lost with a card in it); every card_placed is followed by exactly one card_removed.
 - ``status_changed``: from devices.base. Media PRESENT while a card is in, ABSENT otherwise.
 """
 from __future__ import annotations

@@ -35,6 +35,7 @@ from devices.smartcard.profile import Profile, ProfileMismatch, load_profile, re
 log = logging.getLogger(__name__)
 
 DEFAULT_PROFILES = ("social_security_3", "social_security_2", "social_security_1")
+PULLED_SETTLE_S = 0.8  # two of pcscd's presence polls (0.4 s): after a card left mid-read
 _socket_lock = threading.Lock()
 _socket_in_use: str | None = None
 
@@ -113,6 +114,7 @@ class PcscReader(SmartCardReader):
         self._stop = threading.Event()
         self._fault: str | None = None
         self._card_present = False
+        self._event_count: int | None = None
         self._lock = threading.RLock()  # one card conversation at a time
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -133,6 +135,7 @@ class PcscReader(SmartCardReader):
             raise
         self._fault = None
         self._card_present = False
+        self._event_count = None
         self.set_status(DeviceState.ONLINE, MediaState.UNKNOWN, "")
         log.info("%s: PC/SC reader open", self._where())
         if self.monitor:
@@ -233,18 +236,28 @@ class PcscReader(SmartCardReader):
                 log.warning("%s: %s", self._where(), self._fault)
                 return
             present = bool(event & scard.SCARD_STATE_PRESENT) and not event & scard.SCARD_STATE_MUTE
+            swapped = present and self._card_present and (event >> 16) != (self._event_count or event >> 16)
+            self._event_count = event >> 16  # pcsc-lite counts insertions and removals in the high word
+            if swapped or (not present and self._card_present):
+                self._card_gone("removed")  # a card swapped between two of pcscd's polls counts too
             if present and not self._card_present:
-                self._card_arrived(bytes(atr))
-            elif not present and self._card_present:
-                self._card_present = False
-                self.set_status(DeviceState.ONLINE, MediaState.ABSENT, "")
-                self.emit(CARD_REMOVED, reason="removed")
-                log.info("%s: card removed", self._where())
+                if not self._card_arrived(bytes(atr)):
+                    # pulled mid-read: pcscd may not have seen it go yet, or another card may be in
+                    # already; look again once its presence poll has run, from a clean slate
+                    self._stop.wait(PULLED_SETTLE_S)
+                    state = scard.SCARD_STATE_UNAWARE
             elif not present and self.status().media is MediaState.UNKNOWN:
                 self.set_status(DeviceState.ONLINE, MediaState.ABSENT, "")
 
-    def _card_arrived(self, atr: bytes) -> None:
-        """A card newly in the reader: read it once, then report it (always one card_placed)."""
+    def _card_gone(self, reason: str) -> None:
+        self._card_present = False
+        self.set_status(DeviceState.ONLINE, MediaState.ABSENT, "")
+        self.emit(CARD_REMOVED, reason=reason)
+        log.info("%s: card %s", self._where(), reason)
+
+    def _card_arrived(self, atr: bytes) -> bool:
+        """A card newly in the reader: read it once, then report it (always one card_placed).
+        False when the card left during the read: then its card_removed is sent at once."""
         event: dict[str, Any]
         started = time.monotonic()
         try:
@@ -258,7 +271,7 @@ class PcscReader(SmartCardReader):
         except DeviceDisconnected as exc:
             self._fault = str(exc)
             log.warning("%s: %s", self._where(), exc)
-            return
+            return True
         except ProfileMismatch as exc:
             event = {"error": f"not a card this reader knows (tried {', '.join(p.id for p in self.profiles)}): {exc}",
                      "code": "not_social_security"}
@@ -276,12 +289,16 @@ class PcscReader(SmartCardReader):
             if problem is not None:
                 log.info("%s: card %s not valid: %s", self._where(), identity, problem)
                 event.update(error=VALIDITY_PROBLEMS[problem], code=problem)
-        if "error" in event:
+        if "identity" not in event:
             log.warning("%s: card inserted but not read (ATR %s): %s", self._where(), atr.hex().upper(),
                         event["error"])
         self._card_present = True
         self.set_status(DeviceState.ONLINE, MediaState.PRESENT, "")
         self.emit(CARD_PLACED, **event)
+        if event.get("code") == "card_pulled":
+            self._card_gone("pulled")
+            return False
+        return True
 
     # -- talking to the card ------------------------------------------------------------------------
     @contextlib.contextmanager

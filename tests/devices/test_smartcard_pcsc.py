@@ -253,3 +253,16 @@ def test_nothing_personal_in_the_logs(reader, bench, caplog: pytest.LogCaptureFi
     for secret in ("110101199003070011", "张三", "A10000001"):
         assert secret not in insert_text
     assert "110101********0011" in insert_text
+
+
+def test_a_card_swapped_for_another_at_once_is_seen_as_two_cards(reader, bench) -> None:  # type: ignore[no-untyped-def]
+    """Out and another in between two of pcscd's presence polls: still removed, then the new card."""
+    _device, events = reader
+    insert(bench, "zhang-san")
+    events.placed()
+    bench.remove(0)
+    insert(bench, "li-si-gen2")
+    assert events.placed(2, timeout=15).data["identity"].name == "李四"
+    assert len(events.kinds("card_removed")) == 1
+    kinds = [e.kind for e in events.kinds("card_placed", "card_removed")]
+    assert kinds == ["card_placed", "card_removed", "card_placed"]

@@ -28,6 +28,7 @@ from govplatform_harness import ROOT, Server, answers_for, card_from_emulator, j
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 SUBMIT = SCENARIOS / "submit_to_platform.toml"
+SUBMIT_SSC = SCENARIOS / "submit_with_social_security_card.toml"
 QUEUED = SCENARIOS / "queued_while_platform_unreachable.toml"
 TERMINAL_ID = "T-KIOSK-0001"
 
@@ -195,6 +196,23 @@ def test_visit_is_prefilled_and_accepted_by_the_platform(clean: Kiosk) -> None:
     assert clean.server.db_count("SELECT count(*) FROM ratings WHERE receipt_number = :r AND level = 5 "
                                  "AND item_id = 'social-insurance-record' AND terminal_id = :t",
                                  r=receipt, t=TERMINAL_ID) == 1
+
+
+def test_a_social_security_card_starts_a_visit_the_platform_accepts(clean: Kiosk) -> None:
+    """The card read over PC/SC (virtual card behind the real pcscd), its photo checked against
+    the camera, identify accepted by the platform as card type social_security, form prefilled."""
+    receipt = clean.visit(SUBMIT_SSC)
+    assert re.fullmatch(r"SQ\d{14}", receipt)
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(clean.server.db_url)
+    with engine.connect() as conn:
+        answers = conn.execute(text("SELECT answers FROM applications WHERE receipt_number = :r"),
+                               {"r": receipt}).scalar_one()
+    engine.dispose()
+    answers = answers if isinstance(answers, dict) else json.loads(answers)
+    assert answers["name"] == "张三" and answers["id_number"] == "110101199003070011"
+    assert answers["social_security_number"] == "110101199003070011"
 
 
 @pytest.mark.parametrize("fault", ["down", "error_503", "slow", "cut_request", "cut_response"])
