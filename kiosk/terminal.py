@@ -170,10 +170,17 @@ class Terminal:
                                                                    self.cfg.handout.a4_printer, self.scanner_name):
             self.update_equipment()
         elif (event.kind == "status_changed" and event.data.get("device") != DeviceState.ONLINE.value
-              and self.cfg.devices[event.source].device_class in CARD_READER_CLASSES
-              and not any(self.devices[n].status().device is DeviceState.ONLINE for n in self.card_readers()
-                          if n in self.devices)):
+              and self.cfg.devices[event.source].device_class in CARD_READER_CLASSES):
+            self._card_reader_lost()
+
+    def _card_reader_lost(self) -> None:
+        """Tell the identify screen which card can still be used, if any."""
+        online = {self.cfg.devices[n].device_class for n in self.card_readers()
+                  if n in self.devices and self.devices[n].status().device is DeviceState.ONLINE}
+        if not online:
             self.visit.reader_offline()  # no card of any kind can be read now
+        elif "idcard" not in online:
+            self.visit.reader_offline("identify.idcard_offline")  # the social security card still works
 
     def card_readers(self) -> list[str]:
         """The enabled readers a visit can start from, by name."""

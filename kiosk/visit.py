@@ -733,10 +733,11 @@ class Visit:
                 else:
                     self.wipe("card_removed")
 
-    def reader_offline(self) -> None:
+    def reader_offline(self, message_key: str = "identify.reader_offline") -> None:
+        """A card reader went away: the identify screen says what the citizen can still do."""
         with self._lock:
             if self.step is Step.IDENTIFY:
-                self._message = "identify.reader_offline"
+                self._message = message_key
                 self._publish("reader_offline")
 
     # -- an appointment code on the attract screen (driven by the terminal's check-in) -----

@@ -92,6 +92,36 @@ step = "home"
 within_s = 20
 """, encoding="utf-8")
     proc = run_main("--headless", "--scenario", str(scenario), env={"KIOSK__TERMINAL__DATA_DIR": str(tmp_path),
+                                                                     "KIOSK__FACE__ENABLED": "false",
+                                                                     "KIOSK__DEVICES__SMARTCARD__ENABLED": "false"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_id_reader_unplugged_offers_the_social_security_card(tmp_path: Path) -> None:
+    """With the smart-card reader still there, the citizen is told to use the other card, and can."""
+    scenario = tmp_path / "unplug_id.toml"
+    scenario.write_text("""
+[[steps]]
+do = "press"
+button = "start"
+[[steps]]
+do = "device"
+device = "idcard"
+call = "unplug"
+[[steps]]
+do = "expect"
+step = "identify"
+notice = "identify.idcard_offline"
+[[steps]]
+do = "place_card"
+device = "smartcard"
+card = "li-si-gen2"
+[[steps]]
+do = "expect"
+step = "home"
+within_s = 20
+""", encoding="utf-8")
+    proc = run_main("--headless", "--scenario", str(scenario), env={"KIOSK__TERMINAL__DATA_DIR": str(tmp_path),
                                                                      "KIOSK__FACE__ENABLED": "false"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

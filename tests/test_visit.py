@@ -500,3 +500,34 @@ def test_timeout_on_materials_wipes_the_scans(clock: Clock) -> None:
     clock.now += 200
     v.tick()
     assert v.step is Step.ATTRACT and buffer == bytes(len(JPEG)) and v.session.is_empty
+
+
+# -- the social security card ----------------------------------------------------------------------
+def test_a_social_security_card_with_a_photo_goes_to_the_face_check(clock: Clock) -> None:
+    from devices.smartcard.holder import SocialSecurityCard
+
+    v = Visit(Catalogue.load(), clock=clock, face_required=True, today=lambda: datetime.date(2026, 11, 27))
+    v.start()
+    v.card_read(SocialSecurityCard(id_number="110101199003070011", name="张三", gender_code="1",
+                                   birth_date=datetime.date(1990, 3, 7), photo_bmp=b"\xff\xd8\xff photo"))
+    assert v.step is Step.FACE and v.session.identity.card_type == "social_security"
+
+
+def test_a_social_security_card_without_a_photo_asks_for_the_id_card_and_is_wiped(clock: Clock) -> None:
+    from devices.smartcard.holder import SocialSecurityCard
+
+    v = Visit(Catalogue.load(), clock=clock, face_required=True, today=lambda: datetime.date(2026, 11, 27))
+    v.start()
+    card = SocialSecurityCard(id_number="110101196004120056", name="李四", gender_code="1",
+                              birth_date=datetime.date(1960, 4, 12))
+    v.card_read(card)
+    view = v.view()
+    assert view.step is Step.IDENTIFY and view.message_key == "identify.no_photo"
+    assert card.name == "" and card.id_number == "" and v.session.identity is None
+
+
+def test_identify_asks_for_either_card_when_the_terminal_has_a_smart_card_reader(visit: Visit) -> None:
+    visit.start()
+    assert (visit.view().title_key, visit.view().prompt_key) == ("identify.title", "identify.prompt")
+    visit.card_kinds = frozenset({"idcard", "smartcard"})
+    assert (visit.view().title_key, visit.view().prompt_key) == ("identify.title_with_ssc", "identify.prompt_with_ssc")
