@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import textwrap
@@ -29,6 +28,7 @@ from devices.smartcard.interface import NoCardError
 from devices.smartcard.pcsc_driver import DEFAULT_PROFILES, CardPulled, PcscReader, use_pcsc_socket
 from devices.smartcard.profile import ProfileError, ProfileMismatch, known_profiles, load_profile
 from govapi.masking import mask_id_number, mask_name
+from provisioning.console import Failure, masked_summary, set_up_logging, write
 
 NAME = "read-card"
 SUMMARY = "read one social security card (PC/SC) and print what it holds (masked, or --json)"
@@ -98,21 +98,10 @@ def masked_lines(card: SocialSecurityCard, reader: str, photo_read: bool) -> lis
          else "none on the card" if photo_read else "not read (--no-photo)"),
         ("validity", "valid" if problem is None else f"NOT VALID: {VALIDITY_PROBLEMS.get(problem, problem)} ({problem})"),
     ]
-    out = [f"card read in {reader} with profile {card.profile}"]
-    out += [f"  {label:<14}{value}" for label, value in rows if value]
-    out.append("personal data masked; --json prints it in full")
-    return out
+    return masked_summary(f"card read in {reader} with profile {card.profile}", rows)
 
 
 # -- talking to pcscd and the reader -------------------------------------------------------------
-class Failure(Exception):
-    """Ends the command with an exit code and one line for the technician."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def _socket_where(pcsc_socket: str) -> str:
     return pcsc_socket or os.environ.get("PCSCLITE_CSOCK_NAME") or SYSTEM_SOCKET
 
@@ -298,30 +287,20 @@ exit codes:
     parser.set_defaults(run=run)
 
 
-def _write(text: str) -> None:
-    """UTF-8 on stdout whatever the locale: JSON is UTF-8, and names are Chinese."""
-    sys.stdout.flush()
-    sys.stdout.buffer.write(text.encode("utf-8"))
-    sys.stdout.buffer.flush()
-
-
 def _list(args: argparse.Namespace) -> int:
     problem, readers = pcscd_view()
     if problem is not None or not readers:
         raise _device_failure(None, "", args.pcsc_socket)
     if args.json:
-        _write(json.dumps({"readers": readers}, ensure_ascii=False, indent=2) + "\n")
+        write(json.dumps({"readers": readers}, ensure_ascii=False, indent=2) + "\n")
     else:
-        _write("".join(f"{name}\n" for name in readers))
+        write("".join(f"{name}\n" for name in readers))
     return EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:
     """Read one card (or list the readers); print it; return the exit code (see register())."""
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    elif not logging.getLogger().handlers:  # else the driver's warnings reach stderr via logging's last resort
-        logging.getLogger().addHandler(logging.NullHandler())
+    set_up_logging(args.verbose)
     photo_read = not args.no_photo
     try:
         use_pcsc_socket(args.pcsc_socket)
@@ -355,9 +334,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERNAL
     try:
         if args.json:
-            _write(json.dumps(card_summary(card, where), ensure_ascii=False, indent=2) + "\n")
+            write(json.dumps(card_summary(card, where), ensure_ascii=False, indent=2) + "\n")
         else:
-            _write("\n".join(masked_lines(card, where, photo_read)) + "\n")
+            write("\n".join(masked_lines(card, where, photo_read)) + "\n")
     finally:
         card.wipe()
     return EXIT_OK

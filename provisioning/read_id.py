@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import logging
 import re
 import sys
 import time
@@ -24,6 +23,7 @@ from devices.idcard import protocol as p
 from devices.idcard.driver import SamSerialReader
 from devices.idcard.identity import CardDataError, IdentityCard, InvalidIdNumber, mask_id_number, validate_id_number
 from devices.idcard.photo import PhotoDecoderUnavailable, load_photo_decoder
+from provisioning.console import Failure, masked_summary, set_up_logging, write
 
 NAME = "read-id"
 SUMMARY = "read one ID card and print what it holds (masked, or --json)"
@@ -133,21 +133,10 @@ def masked_lines(card: IdentityCard, port: str) -> list[str]:
          else "not decoded: no photo decoder given (--photo-decoder)" if card.photo_note == "unavailable"
          else f"not decoded: {card.photo_note}"),
     ]
-    out = [f"card read on {port}"]
-    out += [f"  {label:<14}{value}" for label, value in rows if value]
-    out.append("personal data masked; --json prints it in full")
-    return out
+    return masked_summary(f"card read on {port}", rows)
 
 
 # -- talking to the reader --------------------------------------------------------------------
-class Failure(Exception):
-    """Ends the command with an exit code and one line for the technician."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
 def _os_reason(exc: BaseException) -> str:
     """The operating system's words for a port error ("No such file or directory"),
     dug out of the driver's wrapped exception."""
@@ -300,19 +289,9 @@ exit codes:
     parser.set_defaults(run=run)
 
 
-def _write(text: str) -> None:
-    """UTF-8 on stdout whatever the locale: JSON is UTF-8, and names are Chinese."""
-    sys.stdout.flush()
-    sys.stdout.buffer.write(text.encode("utf-8"))
-    sys.stdout.buffer.flush()
-
-
 def run(args: argparse.Namespace) -> int:
     """Read one card; print it; return the exit code (see the epilog in register())."""
-    if args.verbose:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    elif not logging.getLogger().handlers:  # else the driver's warnings reach stderr via logging's last resort
-        logging.getLogger().addHandler(logging.NullHandler())
+    set_up_logging(args.verbose)
     try:
         reader = SamSerialReader("read-id", port=args.port, baudrate=args.baud, timeout_s=ANSWER_TIMEOUT_S,
                                  photo_decoder=args.photo_decoder)
@@ -338,9 +317,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_INTERNAL
     try:
         if args.json:
-            _write(json.dumps(card_summary(card), ensure_ascii=False, indent=2) + "\n")
+            write(json.dumps(card_summary(card), ensure_ascii=False, indent=2) + "\n")
         else:
-            _write("\n".join(masked_lines(card, args.port)) + "\n")
+            write("\n".join(masked_lines(card, args.port)) + "\n")
     finally:
         card.wipe()
     return EXIT_OK

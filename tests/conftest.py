@@ -38,3 +38,41 @@ def pcsc_rig():  # type: ignore[no-untyped-def]
     use_pcsc_socket(rig.socket_path)
     yield rig
     release_rig()
+
+
+def pcsc_reader_empty(name: str) -> bool:
+    """Whether pcscd sees no card in `name` now (a fresh context, as another program would)."""
+    from smartcard import scard
+
+    hr, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+    if hr != scard.SCARD_S_SUCCESS:
+        return False
+    try:
+        hr, states = scard.SCardGetStatusChange(context, 0, [(name, scard.SCARD_STATE_UNAWARE)])
+        return hr == scard.SCARD_S_SUCCESS and bool(states[0][1] & scard.SCARD_STATE_EMPTY)
+    finally:
+        scard.SCardReleaseContext(context)
+
+
+@pytest.fixture
+def pcsc_bench(pcsc_rig):  # type: ignore[no-untyped-def]
+    """The bench plugged in, pcscd running and every slot empty (as pcscd sees it), before and after."""
+    import time
+
+    def tidy() -> None:
+        state = pcsc_rig.status()
+        if not state["plugged"]:
+            pcsc_rig.plug()
+        elif not state["pcscd_running"]:
+            pcsc_rig.start_pcscd()
+        for slot in pcsc_rig.status()["slots"]:
+            if slot["inserted"]:
+                pcsc_rig.remove(slot["slot"])
+        deadline = time.monotonic() + 10  # pcscd notices a removal at its next presence poll (0.4 s)
+        while not pcsc_reader_empty(pcsc_rig.reader_names()[0]):
+            assert time.monotonic() < deadline, "pcscd still sees a card in the virtual reader after 10 s"
+            time.sleep(0.05)
+
+    tidy()
+    yield pcsc_rig
+    tidy()

@@ -8,8 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,48 +21,10 @@ ROOT = Path(__file__).resolve().parent.parent
 ZHANG_SAN = {"id_number": "110101199003070011", "name": "张三", "card_number": "A10000001"}
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, "the bench did not settle"
-        time.sleep(0.05)
-
-
-def reader_empty(name: str) -> bool:
-    """Whether pcscd sees no card in `name` now (a fresh context, as the command would)."""
-    from smartcard import scard
-
-    hr, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-    if hr != scard.SCARD_S_SUCCESS:
-        return False
-    try:
-        hr, states = scard.SCardGetStatusChange(context, 0, [(name, scard.SCARD_STATE_UNAWARE)])
-        return hr == scard.SCARD_S_SUCCESS and bool(states[0][1] & scard.SCARD_STATE_EMPTY)
-    finally:
-        scard.SCardReleaseContext(context)
-
-
 @pytest.fixture
-def bench(pcsc_rig: PcscdRig) -> Iterator[PcscdRig]:
-    """The bench plugged in, pcscd running and every slot empty, before and after."""
-
-    def tidy() -> None:
-        state = pcsc_rig.status()
-        if not state["plugged"]:
-            pcsc_rig.plug()
-        elif not state["pcscd_running"]:
-            pcsc_rig.start_pcscd()
-        for slot in pcsc_rig.status()["slots"]:
-            if slot["inserted"]:
-                pcsc_rig.remove(slot["slot"])
-        wait_for(lambda: reader_empty(pcsc_rig.reader_names()[0]))
-
-    tidy()
-    yield pcsc_rig
-    tidy()
+def bench(pcsc_bench: PcscdRig) -> PcscdRig:
+    """The virtual reader tidied before and after (tests/conftest.py)."""
+    return pcsc_bench
 
 
 def insert(bench: PcscdRig, card: str, **behaviour: Any) -> None:

@@ -19,6 +19,7 @@ import hashlib
 import struct
 import zlib
 from pathlib import Path
+from typing import Any
 
 from devices.idcard.photo import PHOTO_HEIGHT, PHOTO_WIDTH, PhotoDecodeError, bmp_from_rows
 
@@ -65,7 +66,7 @@ def synthetic_portrait(seed: str, width: int = PHOTO_WIDTH, height: int = PHOTO_
     return bytes(out)
 
 
-def portrait_crop(path: Path, width: int = PHOTO_WIDTH, height: int = PHOTO_HEIGHT) -> "np.ndarray":
+def portrait_crop(path: Path, width: int = PHOTO_WIDTH, height: int = PHOTO_HEIGHT) -> Any:
     """Head and shoulders cut from a face photo and scaled to width x height, as card photos are
     framed (the largest face found, 1.9 face widths across)."""
     import importlib.resources

@@ -132,6 +132,21 @@ def validate_id_number(number: str, birth_date: _dt.date | None = None, gender_c
 
 
 # -- the identity ----------------------------------------------------------------------------
+def wipe_fields(card: Any, keep: tuple[str, ...]) -> None:
+    """Every field of a card dataclass but `keep` emptied: text to "", bytes to b"", the rest
+    (dates, photos) to None. Shared by every card a citizen identifies with."""
+    for f in fields(card):
+        if f.name in keep:
+            continue
+        value = getattr(card, f.name)
+        if isinstance(value, str):
+            setattr(card, f.name, "")
+        elif isinstance(value, (bytes, bytearray)):
+            setattr(card, f.name, b"")
+        else:
+            setattr(card, f.name, None)
+
+
 @dataclass(repr=False)
 class IdentityCard:
     """What one card says about its holder. Text fields have their padding removed."""
@@ -183,23 +198,13 @@ class IdentityCard:
     __str__ = __repr__
 
     def wipe(self) -> None:
-        """Drop every personal value (strings to "", bytes to b"", dates to None).
+        """Drop every personal value (strings to "", bytes to b"", dates and the rest to None).
 
         Python strings and bytes are immutable, so this releases references rather than
         scrubbing memory; the driver scrubs its own receive buffers.
         """
-        for f in fields(self):
-            if f.name == "card_type":
-                continue
-            value = getattr(self, f.name)
-            if f.name in ("birth_date", "valid_from", "valid_to"):
-                setattr(self, f.name, None)
-            elif isinstance(value, str):
-                setattr(self, f.name, "")
-            elif isinstance(value, (bytes, bytearray)):
-                setattr(self, f.name, b"")
-            else:
-                setattr(self, f.name, None)
+        wipe_fields(self, keep=("card_type",))
+        self.valid_to = None  # a date or "长期": None either way
         self.photo_bmp = None
 
     def as_dict(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import datetime as _dt
 from dataclasses import dataclass, fields
 from typing import Any
 
-from devices.idcard.identity import GENDERS, NATIONS, InvalidIdNumber, validate_id_number
+from devices.idcard.identity import GENDERS, NATIONS, InvalidIdNumber, validate_id_number, wipe_fields
 from devices.smartcard.apdu import CardDataError
 from govapi.masking import mask_id_number
 
@@ -80,11 +80,8 @@ class SocialSecurityCard:
 
     def wipe(self) -> None:
         """Drop every personal value (the card type and profile stay)."""
-        for f in fields(self):
-            if f.name in ("card_type", "profile"):
-                continue
-            value = getattr(self, f.name)
-            setattr(self, f.name, "" if isinstance(value, str) else None)
+        wipe_fields(self, keep=("card_type", "profile"))
+        self.photo_bmp = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready, dates ISO 8601, without the photo."""

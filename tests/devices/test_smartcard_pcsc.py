@@ -50,37 +50,10 @@ class Recorder:
                           timeout)
 
 
-def reader_empty(name: str) -> bool:
-    """Whether pcscd sees no card in `name` now (a fresh context, as another program would)."""
-    from smartcard import scard
-
-    hr, context = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
-    if hr != scard.SCARD_S_SUCCESS:
-        return False
-    try:
-        hr, states = scard.SCardGetStatusChange(context, 0, [(name, scard.SCARD_STATE_UNAWARE)])
-        return hr == scard.SCARD_S_SUCCESS and bool(states[0][1] & scard.SCARD_STATE_EMPTY)
-    finally:
-        scard.SCardReleaseContext(context)
-
-
 @pytest.fixture
-def bench(pcsc_rig: PcscdRig) -> Iterator[PcscdRig]:
-    """The bench plugged in, pcscd running and the first slot empty, before and after."""
-    def tidy() -> None:
-        state = pcsc_rig.status()
-        if not state["plugged"]:
-            pcsc_rig.plug()
-        elif not state["pcscd_running"]:
-            pcsc_rig.start_pcscd()
-        for slot in pcsc_rig.status()["slots"]:
-            if slot["inserted"]:
-                pcsc_rig.remove(slot["slot"])
-        wait_until(lambda: reader_empty(pcsc_rig.reader_names()[0]))  # pcscd notices in ~0.4 s
-
-    tidy()
-    yield pcsc_rig
-    tidy()
+def bench(pcsc_bench: PcscdRig) -> PcscdRig:
+    """The virtual reader tidied before and after (tests/conftest.py)."""
+    return pcsc_bench
 
 
 @pytest.fixture
