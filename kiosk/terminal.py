@@ -169,14 +169,19 @@ class Terminal:
         elif event.kind == "status_changed" and event.source in (self.cfg.handout.receipt_printer,
                                                                    self.cfg.handout.a4_printer, self.scanner_name):
             self.update_equipment()
-        elif (event.kind == "status_changed" and event.data.get("device") != DeviceState.ONLINE.value
-              and self.cfg.devices[event.source].device_class in CARD_READER_CLASSES):
-            self._card_reader_lost()
+        elif event.kind == "status_changed" and self.cfg.devices[event.source].device_class in CARD_READER_CLASSES:
+            online = self._card_kinds_online()
+            # identify asks for the cards that can be read now (both kinds before any is known)
+            self.visit.card_kinds = frozenset(online) or self.visit.card_kinds
+            if event.data.get("device") != DeviceState.ONLINE.value:
+                self._card_reader_lost(online)
 
-    def _card_reader_lost(self) -> None:
+    def _card_kinds_online(self) -> set[str]:
+        return {self.cfg.devices[n].device_class for n in self.card_readers()
+                if n in self.devices and self.devices[n].status().device is DeviceState.ONLINE}
+
+    def _card_reader_lost(self, online: set[str]) -> None:
         """Tell the identify screen which card can still be used, if any."""
-        online = {self.cfg.devices[n].device_class for n in self.card_readers()
-                  if n in self.devices and self.devices[n].status().device is DeviceState.ONLINE}
         if not online:
             self.visit.reader_offline()  # no card of any kind can be read now
         elif "idcard" not in online:
