@@ -41,3 +41,24 @@ def test_camera_commands_reach_the_emulated_camera() -> None:
         assert "pose" in text and "no emulated camera" in text
     finally:
         camera.stop()
+
+
+def test_smartcard_commands_reach_the_virtual_reader() -> None:
+    from devices.smartcard.emulator import PcscCardEmulator
+
+    reader = PcscCardEmulator()
+    reader.start()
+    try:
+        out = io.StringIO()
+        devices = {"smartcard": reader}
+        for line in ("smartcard cards", "smartcard insert zhang-san slow=0.01", "smartcard status",
+                     "smartcard insert nobody", "smartcard insert zhang-san explode=1", "smartcard remove",
+                     "smartcard fly"):
+            handle(line, devices, out)
+        text = out.getvalue()
+        assert "li-si-gen2" in text and "card zhang-san inserted" in text and "pcscd running" in text
+        assert "error: no card file 'nobody'" in text and "unknown behaviour(s) explode" in text
+        assert "card taken out" in text and "unknown smartcard command 'fly'" in text
+        assert reader.rig.status()["slots"][0]["inserted"] is False
+    finally:
+        reader.stop()
