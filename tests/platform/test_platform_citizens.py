@@ -135,3 +135,30 @@ def test_benefits_are_served_as_the_rules_say(server: Server) -> None:
     token = t.identify(card)["citizen_token"]
     expected = policies.match_benefits(residents.find_resident(card["id_number"]), china_today())
     assert t.call("GET", "/v1/citizens/me/benefits", token=token).json() == {"benefits": expected}
+
+
+def test_a_social_security_card_identifies_and_its_address_comes_from_the_register(server: Server,
+                                                                                   catalogue: dict) -> None:
+    """The card as the kiosk sends it after reading 张三's virtual social security card: no
+    address on the card, so identity.address is the household register's (as the ID card prints)."""
+    from devices.smartcard.card_emulator import load_card
+    from devices.smartcard.holder import holder_from_values
+    from devices.smartcard.profile import load_profile, read_card_data
+    from govplatform.residents import find_resident
+    from kiosk.platform_link import card_for_platform
+
+    holder = holder_from_values(read_card_data(load_card("zhang-san").respond, load_profile("social_security_3")),
+                                "social_security_3")
+    card = card_for_platform(holder)
+    assert card["card_type"] == "social_security" and card["address"] == "" and "photo_bmp" not in card
+    t = server.enrol()
+    data = t.identify(card, face_check=PASSED_FACE)
+    assert data["citizen"] == {"known": True, "display_name": "张*"}
+    item = find_item(catalogue, lambda i: any(f["source"] == "identity.address" for f in i["form"]))
+    values = t.call("GET", f"/v1/items/{item['id']}/prefill", token=data["citizen_token"]).json()["values"]
+    address = next(f["key"] for f in item["form"] if f["source"] == "identity.address")
+    assert values[address]["value"] == find_resident("110101199003070011").household_address
+
+    wrong = dict(card, gender_code="2")  # the ID number's 17th digit says male
+    resp = t.call("POST", "/v1/citizens/identify", {"visit_id": new_visit(), "card": wrong})
+    assert resp.status_code == 422 and "card.id_number" in resp.text
