@@ -39,6 +39,10 @@ class Recorder:
         pass
 
 
+# the default terminal has both card readers, so identify asks for either card
+IDENTIFY = "identify.prompt_with_ssc"
+
+
 def terminal(at: datetime.time = datetime.time(10, 0)) -> tuple[Terminal, Recorder]:
     cfg = load_config(environ={"KIOSK__PLATFORM__URL": "", "KIOSK__FACE__ENABLED": "false"})
     speaker = Recorder()
@@ -50,7 +54,7 @@ def test_repeat_says_the_current_prompt_again() -> None:
     t.visit.start()
     t.visit.repeat()
     t.visit.repeat()
-    assert spoken.said == ["identify.prompt"] * 3
+    assert spoken.said == [IDENTIFY] * 3
 
 
 def test_mute_stops_at_once_lasts_the_visit_and_ends_with_it() -> None:
@@ -60,14 +64,14 @@ def test_mute_stops_at_once_lasts_the_visit_and_ends_with_it() -> None:
     assert spoken.stops == 1 and t.visit.view().voice_on is False
     t.visit.repeat()
     t.visit.set_language("en")
-    assert spoken.said == ["identify.prompt"]  # nothing while muted
+    assert spoken.said == [IDENTIFY]  # nothing while muted
     t.visit.toggle_voice()
-    assert spoken.said == ["identify.prompt", "identify.prompt"]  # back on: says where we are
+    assert spoken.said == [IDENTIFY, IDENTIFY]  # back on: says where we are
     t.visit.toggle_voice()
     t.visit.cancel()
     assert t.visit.view().voice_on is True  # the next citizen hears the prompts
     t.visit.start()
-    assert spoken.said[-1] == "identify.prompt"
+    assert spoken.said[-1] == IDENTIFY
 
 
 @pytest.mark.parametrize(("at", "expected"), [(datetime.time(10, 0), 1.0), (datetime.time(23, 30), 0.4),
@@ -127,7 +131,7 @@ def test_every_step_of_the_journey_speaks_its_own_prompt() -> None:
     t.visit.next()
     t.visit.promise("paper")
     t.visit.next()
-    assert spoken.said == ["identify.prompt", "home.prompt", "choose.prompt", "notice.prompt", "form.prompt",
+    assert spoken.said == [IDENTIFY, "home.prompt", "choose.prompt", "notice.prompt", "form.prompt",
                            "form.missing", "materials.prompt", "review.prompt"]
     assert "“联系电话”" in spoken.texts[5]
 
