@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -55,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     # its errors still show. Must be set before cv2 is first imported.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     from config import ConfigError, load_config
+    from kiosk import watchdog
 
     try:
         cfg = load_config(args.config)
@@ -74,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     if not data_dir.is_absolute():
         data_dir = ROOT / data_dir
     setup_logging(cfg.logging.level, data_dir / cfg.logging.file, console=not args.scenario)
+    # systemd's notification socket (deploy/systemd/kiosk.service), taken out of the
+    # environment before any emulator or helper process could inherit it
+    watchdog.get()
 
     if args.headless and args.scenario:
         from kiosk.scenario import Runner, Scenario, ScenarioError
@@ -100,8 +105,17 @@ def main(argv: list[str] | None = None) -> int:
         terminal.start()
         start_console(terminal.emulators)
         print("kiosk: running headless; Ctrl-C to stop", file=sys.stderr)
-        while not stop.wait(1.0):
-            terminal.visit.tick()
+        watchdog.ready(watchdog.describe(terminal))
+        # alive = this loop turns and the visit answers: ping after each tick returned
+        step = min(1.0, watchdog.ping_period() or 1.0)
+        next_tick = time.monotonic()
+        while not stop.wait(step):
+            if time.monotonic() >= next_tick:
+                terminal.visit.tick()
+                next_tick = time.monotonic() + 1.0 - step / 2
+            watchdog.status(watchdog.describe(terminal))
+            watchdog.ping()
+        watchdog.stopping()
         terminal.stop()
         return 0
 
@@ -113,8 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     terminal.start()
     start_console(terminal.emulators)
     try:
-        run_app(terminal)
+        # READY=1 with the first attract frame; the UI thread's pings: screens/app.py
+        run_app(terminal, lambda app: app.bind(
+            on_first_frame=lambda _app: watchdog.ready(watchdog.describe(terminal))))
     finally:
+        watchdog.stopping()
         terminal.stop()
     return 0
 

@@ -6,9 +6,10 @@ here, then the driver's own parameters against that driver's `Params` model.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -90,6 +91,37 @@ class CodesSection(_Section):
     max_length: int = Field(ge=64, le=8192)
 
 
+class MaintenanceSection(_Section):
+    """The kiosk's maintenance screen (kiosk/maintenance.py): who may open it, and its audit log.
+    Credentials are stored only as salted hashes (`python -m kiosk.maintenance hash-pin`)."""
+
+    pin_hash: str = Field(pattern=r"^$|^pbkdf2_sha256\$[0-9]+\$[0-9a-f]{64}$",
+                          description="the technician PIN's hash; empty: PIN login disabled")
+    technician_cards: list[str] = Field(description="hashes of technicians' card ID numbers "
+                                        "(`python -m kiosk.maintenance hash-card`)")
+    salt: str = Field(description="salt of the PIN and card hashes; at least 16 characters when any is set")
+    max_failures: int = Field(ge=1, le=20, description="failed logins in a row before the lockout")
+    lockout_minutes: float = Field(gt=0, le=1440)
+    idle_minutes: float = Field(gt=0, le=240, description="the open maintenance screen closes itself after this")
+    pin_pad_timeout_s: float = Field(gt=0, le=600, description="the PIN pad closes itself after this")
+    audit_file: str = Field(min_length=1, description="JSON lines, inside terminal.data_dir when relative")
+
+    @field_validator("technician_cards")
+    @classmethod
+    def _card_hashes(cls, cards: list[str]) -> list[str]:
+        for card in cards:
+            if not re.fullmatch(r"pbkdf2_sha256\$[0-9]+\$[0-9a-f]{64}", card):
+                raise ValueError(f"{card[:24]!r} is not a hash made by `python -m kiosk.maintenance hash-card`")
+        return cards
+
+    @model_validator(mode="after")
+    def _salted(self) -> "MaintenanceSection":
+        if (self.pin_hash or self.technician_cards) and len(self.salt) < 16:
+            raise ValueError("a PIN hash or technician cards are set but `salt` is shorter than 16 characters "
+                             "(`python -m kiosk.maintenance hash-pin` makes both)")
+        return self
+
+
 class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     file: str
@@ -119,5 +151,6 @@ class KioskConfig(_Section):
     face: FaceSection
     handout: HandoutSection
     codes: CodesSection
+    maintenance: MaintenanceSection
     logging: LoggingSection
     devices: dict[str, DeviceSection] = Field(default_factory=dict)

@@ -6,7 +6,6 @@ screens on top of it.
 from __future__ import annotations
 
 import datetime
-import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -18,10 +17,13 @@ from config.texts import Texts
 from devices import registry
 from devices.base import Device, DeviceEvent, DeviceState
 from devices.supervisor import Supervisor
+from kiosk.audit import AuditLog
 from kiosk.catalogue import Catalogue
 from kiosk.checkin import CheckIn
+from kiosk.device_setup import EmulatorNotStarted, start_emulator
 from kiosk.face_check import FaceCheck, cooperative_citizen
 from kiosk.handout import HandoutDesk, usable
+from kiosk.maintenance import Maintenance, MaintenanceState
 from kiosk.platform_link import PlatformLink
 from kiosk.visit import Step, Timing, View, Visit
 from kiosk.visit_workers import CitizenPage, HelpCalls, MaterialScanner, scanner_usable
@@ -86,6 +88,16 @@ class Terminal:
         for worker in (self.citizen_page, self.help_calls, self.material_scanner):
             self.visit.subscribe(worker.on_view)
         self.visit.card_kinds = frozenset(self.cfg.devices[n].device_class for n in self.card_readers())
+        # the maintenance screen (technician PIN or card; every action audited): it checks the
+        # devices the terminal has open, and only on the attract screen, never during a visit
+        audit_file = Path(cfg.maintenance.audit_file)
+        self.maintenance = Maintenance(
+            cfg.maintenance, self.devices,
+            AuditLog(audit_file if audit_file.is_absolute() else self.data_dir / audit_file, cfg.terminal.id),
+            may_open=lambda: self.visit.step is Step.ATTRACT,
+            outbox_counts=self.link.outbox.counts if self.link is not None else None,
+            receipt_printer=cfg.handout.receipt_printer, location=cfg.terminal.location,
+            language=cfg.ui.language)
         self.face: FaceCheck | None = None
         if cfg.face.enabled:
             camera_cfg = cfg.devices.get(cfg.face.camera)
@@ -102,26 +114,12 @@ class Terminal:
                 continue
             params = dev_cfg.driver_params()
             if dev_cfg.emulate:
-                emulator_cls = registry.emulator_class(dev_cfg.device_class, dev_cfg.driver)
-                options = dict(dev_cfg.emulator)
-                if "link" in inspect.signature(emulator_cls).parameters and not (
-                        options.get("link") or options.get("tcp_port") is not None):
-                    # a stable path, so the driver finds the reader again after a replug
-                    options["link"] = str(self.data_dir / "run" / f"{name}.tty")
-                try:
-                    emulator = emulator_cls(**options)
-                    # the driver parameter that names where the device is (a tty, a URL, ...)
-                    address = emulator.start()
-                except Exception as exc:  # one emulator that cannot start must not stop the terminal
+                try:  # points params at the emulator (kiosk/device_setup.py)
+                    self.emulators[name] = start_emulator(name, dev_cfg, self.data_dir / "run", params)
+                except EmulatorNotStarted as exc:  # one emulator that cannot start must not stop the terminal
                     log.error("%s: the %s emulator did not start, the device is left out: %s",
                               name, dev_cfg.driver, exc)
                     continue
-                # what the emulator dictates (its queue name, its photo encoding, no paper
-                # transport time): a terminal's own value for real hardware does not apply
-                params.update(getattr(emulator_cls, "DRIVER_DEFAULTS", {}))
-                params[getattr(emulator_cls, "ADDRESS_PARAM", "port")] = address
-                self.emulators[name] = emulator
-                log.info("%s: emulated %s on %s", name, dev_cfg.driver, address)
             device = registry.driver_class(dev_cfg.device_class, dev_cfg.driver)(name, **params)
             device.subscribe(self._on_device_event)
             self.devices[name] = device
@@ -131,6 +129,7 @@ class Terminal:
             self.face.on_prompt = cooperative_citizen(self.emulators[self.cfg.face.camera])
         self.checkin.on_view(self.visit.view())  # the attract screen listens for appointment codes
         self.supervisor = Supervisor(list(self.devices.values()))
+        self.maintenance.reopen_by_supervisor = supervise  # a restarted device is reopened by it
         if supervise:
             self.supervisor.start()
         else:
@@ -142,6 +141,8 @@ class Terminal:
 
     def stop(self) -> None:
         self.visit.wipe("shutdown") if self.visit.step is not Step.ATTRACT else None
+        if self.maintenance.state is MaintenanceState.OPEN:
+            self.maintenance.close("shutdown")  # audited: the technician's session ended here
         if self.supervisor is not None:
             self.supervisor.stop()
         for emulator in self.emulators.values():
@@ -153,6 +154,15 @@ class Terminal:
 
     # -- device events -> visit ---------------------------------------------------------
     def _on_device_event(self, event: DeviceEvent) -> None:
+        if self.maintenance.active and event.kind in ("card_placed", "code_scanned", "code_unreadable"):
+            # the PIN pad or the maintenance screen is up: a card goes to the maintenance (a
+            # technician card logs in; any other is refused and wiped), never to the visit, and
+            # no code starts a check-in behind the technician's back
+            if event.kind == "card_placed":
+                self.maintenance.technician_card(event.data.get("identity"))
+            return
+        if event.kind == "status_changed":
+            self.maintenance.device_changed()  # the open maintenance list shows it at once
         if event.kind == "card_placed":
             if "identity" in event.data:
                 self.visit.card_read(event.data["identity"])

@@ -5,10 +5,12 @@ import argparse
 import sys
 from types import ModuleType
 
-from provisioning import enrol, read_card, read_id, test_print
+from provisioning import configure, detect, diagnose, enrol, read_card, read_id, reset, selftest, test_print
 
-# Each module: NAME, SUMMARY, EXAMPLE, register(subparsers) and run(args) -> int.
-COMMANDS: tuple[ModuleType, ...] = (read_id, read_card, enrol, test_print)
+# Each module: NAME, SUMMARY, EXAMPLE, register(subparsers) and run(args) -> int. In the order of an
+# installation: find the devices, write the config, enrol, prove it; then the tools for later.
+COMMANDS: tuple[ModuleType, ...] = (detect, configure, enrol, selftest, read_id, read_card, test_print,
+                                    diagnose, reset)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
 def print_receipt(cfg: KioskConfig, args: argparse.Namespace) -> int:
     from devices.receipt_printer.driver import EscPosSerialPrinter
     from devices.receipt_printer.interface import PrinterFault
-    from kiosk import receipts
+    from kiosk.device_checks import receipt_test_page
 
     name = args.device or cfg.handout.receipt_printer or "receipt_printer"
     printer = _driver(EscPosSerialPrinter, name, _params(cfg, name, "receipt_printer"),
@@ -109,13 +109,8 @@ def print_receipt(cfg: KioskConfig, args: argparse.Namespace) -> int:
                       "no port: give --port (e.g. /dev/ttyS0) or set [devices.receipt_printer] port")
     if printer is None:
         return EXIT_USAGE
-    settings = (f"{printer.port_name} {printer.params.baudrate} baud, {printer.params.encoding}, "
-                f"{printer.params.paper_width} mm")
-    check = f"打印测试 {cfg.terminal.id}"
-    values = {"terminal_id": cfg.terminal.id, "location": cfg.terminal.location,
-              "printed_at": _now().strftime("%Y-%m-%d %H:%M:%S"), "printer_settings": settings,
-              "check_code": check}
-    document = receipts.build("test_print", values, "zh-CN")
+    page = receipt_test_page(printer, cfg.terminal.id, cfg.terminal.location, _now())  # shared with selftest
+    settings, check, document = page.settings, page.check_code, page.document
     try:
         printer.open()
     except DeviceError as exc:

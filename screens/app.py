@@ -6,6 +6,8 @@ View on the UI thread, and forwards touches to the Visit's actions. It also:
 - counts every touch anywhere as "the citizen is still here" (`visit.keep_alive`);
 - drives the idle timer (`visit.tick()` once a second) and shows the idle warning
   as a layer over the current screen;
+- opens the technician's PIN pad after five touches in the top-left corner of the attract
+  screen within 3 s, and shows the maintenance screen once kiosk/maintenance.py lets them in;
 - never lets Esc, F1 or a window-manager close request end the kiosk (full screen);
   SIGTERM and SIGINT stop it cleanly, so a watchdog can restart it;
 - test and bench hooks: with KIOSK_SCREENSHOT_DIR set it saves a screenshot after
@@ -38,6 +40,7 @@ from kivy.uix.screenmanager import NoTransition
 
 from config.texts import LANGUAGES, Texts
 from kiosk.chinese_input import engines
+from kiosk.maintenance import CornerTaps, MaintenanceState, MaintenanceView, NotNow
 from kiosk.view import FieldView
 from kiosk.visit import InvalidTransition, View, Visit
 from screens import widgets  # noqa: F401  (registers the shared widget rules)
@@ -54,6 +57,7 @@ from screens.home import HomeScreen
 from screens.identify import IdentifyScreen
 from screens.idle import IdleOverlay
 from screens.item import FormScreen, MaterialsScreen, NoticeScreen, ReviewScreen
+from screens.maintenance import MaintenanceLayer, PinPadLayer, in_corner
 from screens.rating import RatingScreen
 from screens.theme import Theme
 from screens.widgets import touch_targets_in
@@ -68,6 +72,10 @@ ACTIONS = ("start", "browse", "filter_services", "search", "choose", "next", "co
            "withdraw_promise", "scan", "detach_scan", "confirm", "back", "cancel", "finish", "rate",
            "keep_alive", "language", "request_sms", "repeat", "toggle_voice", "toggle_elder", "help",
            "close_help")
+# what a touch may ask of the technician's maintenance (kiosk/maintenance.py); "request" is the
+# hidden gesture on the attract screen (5 touches in the top-left corner within 3 s)
+MAINTENANCE_ACTIONS = ("request", "press_digit", "clear_pin", "submit_pin", "cancel", "close", "show_devices",
+                       "self_test", "test_print", "restart", "show_outbox", "set_language")
 # the keyboard's ways of typing, by form field type
 _FIELD_MODES = {"phone": (["digits"], "-"), "number": (["digits"], "."), "date": (["digits"], "-")}
 _TEXT_MODES = ["pinyin", "handwriting", "letters", "digits"]
@@ -110,7 +118,7 @@ class KioskRoot(BoxLayout):
 
 
 class KioskApp(App):
-    __events__ = ("on_view_shown", "on_screenshot", "on_first_frame")
+    __events__ = ("on_view_shown", "on_screenshot", "on_first_frame", "on_maintenance_shown")
 
     use_kivy_settings = False
 
@@ -144,6 +152,14 @@ class KioskApp(App):
         self.help_overlay: HelpOverlay | None = None
         self.editor: FieldEditor | None = None
         self.picker: ChoicePicker | None = None
+        # the technician's PIN pad and maintenance screen (when the terminal has a Maintenance)
+        self.maintenance = getattr(terminal, "maintenance", None)
+        self.pin_pad: PinPadLayer | None = None
+        self.maintenance_layer: MaintenanceLayer | None = None
+        self.corner_taps = CornerTaps()
+        self._maintenance_views: deque[MaintenanceView] = deque()
+        self._maintenance_trigger: Callable[..., Any] | None = None
+        self._maintenance_shown: MaintenanceView | None = None
         self.first_frame_at: float | None = None
         self._views: deque[View] = deque()
         self._render_trigger: Callable[..., Any] | None = None
@@ -174,6 +190,11 @@ class KioskApp(App):
         self.help_overlay = HelpOverlay(self, getattr(self.ui, "help_hotline", "12345"))
         self.editor = FieldEditor()
         self.picker = ChoicePicker()
+        if self.maintenance is not None:
+            self.pin_pad = PinPadLayer(self)
+            self.maintenance_layer = MaintenanceLayer(self)
+            self._maintenance_trigger = Clock.create_trigger(self._drain_maintenance)
+            self.maintenance.subscribe(self._on_maintenance_view)
         engines().start_loading()  # the pinyin dictionary takes seconds: load it before anyone types
         self._render_trigger = Clock.create_trigger(self._drain)
         self._running = True
@@ -211,6 +232,9 @@ class KioskApp(App):
 
     def on_first_frame(self) -> None:
         """The first frame is about to be shown."""
+
+    def on_maintenance_shown(self, view: MaintenanceView) -> None:
+        """A maintenance view (PIN pad, maintenance screen, or neither) is on the screen."""
 
     # -- the visit -> the screen ---------------------------------------------------------
     def _on_view(self, view: View) -> None:
@@ -323,7 +347,13 @@ class KioskApp(App):
         except Exception:
             log.exception("touch %s failed", action)
 
-    def _on_any_touch(self, _window: Any, _touch: Any) -> bool:
+    def _on_any_touch(self, window: Any, touch: Any) -> bool:
+        maintenance = self.maintenance
+        if maintenance is not None:  # the technician is still there, or the hidden gesture
+            if maintenance.active:
+                maintenance.touch()
+            elif in_corner(touch.x, touch.y, window.height, self.theme.scale) and self.corner_taps.tap():
+                self.maintain("request", self.visit.language)
         self.act("keep_alive")
         return False  # let the touch go on to the widgets
 
@@ -332,6 +362,58 @@ class KioskApp(App):
             self.visit.tick()
         except Exception:
             log.exception("visit tick failed")
+        if self.maintenance is not None:
+            try:
+                self.maintenance.tick()  # the PIN pad and the open screen close when left alone
+            except Exception:
+                log.exception("maintenance tick failed")
+
+    # -- the technician's maintenance (kiosk/maintenance.py; screens/maintenance.py) ----------
+    def maintain(self, action: str, *args: Any) -> None:
+        """Forward a touch on the PIN pad or the maintenance screen; a stale one is ignored."""
+        if self.maintenance is None or action not in MAINTENANCE_ACTIONS:
+            log.error("unknown maintenance action %r", action)
+            return
+        try:
+            getattr(self.maintenance, action)(*args)
+        except NotNow as exc:
+            log.info("maintenance touch %s ignored: %s", action, exc)
+        except Exception:
+            log.exception("maintenance touch %s failed", action)
+
+    def _on_maintenance_view(self, view: MaintenanceView) -> None:
+        """Maintenance listener; called from any thread (workers report progress)."""
+        if not self._running or self._maintenance_trigger is None:
+            return
+        self._maintenance_views.append(view)
+        self._maintenance_trigger()
+
+    def _drain_maintenance(self, _dt: float = 0.0) -> None:
+        while self._maintenance_views:
+            view = self._maintenance_views.popleft()
+            try:
+                self._render_maintenance(view)
+            except Exception:
+                log.exception("rendering maintenance (%s) failed", view.state.value)
+
+    def _render_maintenance(self, view: MaintenanceView) -> None:
+        assert self.pin_pad is not None and self.maintenance_layer is not None
+        before = self._maintenance_shown.state if self._maintenance_shown is not None else MaintenanceState.LOCKED
+        if view.state is MaintenanceState.ASKING:
+            self.maintenance_layer.hide()
+            self.pin_pad.show(view, self.texts)
+        elif view.state is MaintenanceState.OPEN:
+            self.pin_pad.hide()
+            self.maintenance_layer.show(view, self.texts)
+        else:
+            self.pin_pad.hide()
+            self.maintenance_layer.hide()
+            self.corner_taps.reset()
+        if view.state is not before:
+            self._schedule_shot({MaintenanceState.ASKING: "maintenance-pin", MaintenanceState.OPEN: "maintenance",
+                                 MaintenanceState.LOCKED: "attract"}[view.state])
+        self._maintenance_shown = view
+        self.dispatch("on_maintenance_shown", view)
 
     # -- the window ----------------------------------------------------------------------
     def _on_window_size(self, _window: Any, size: tuple[int, int]) -> None:
@@ -363,6 +445,14 @@ class KioskApp(App):
         self.dispatch("on_first_frame")
         if self._shown is not None and self._shown.warning_seconds is None:
             self._schedule_shot(self._shown.step.value)
+        from kiosk import watchdog  # systemd's watchdog: pinged only while frames are drawn
+
+        if period := watchdog.ping_period():
+            beat = watchdog.FrameHeartbeat(watchdog.get(), self.terminal and (lambda: watchdog.describe(self.terminal)))
+            window.bind(on_flip=beat.frame)  # each beat asks for the frame the next one checks
+            self._intervals.append(Clock.schedule_interval(
+                lambda _dt: (beat.beat(), window.canvas.ask_update()), period))
+            window.canvas.ask_update()
 
     def take_screenshot(self, name: str) -> None:
         """Save a screenshot named `name` soon (only when a screenshot folder is set)."""
@@ -399,9 +489,10 @@ class KioskApp(App):
 
     def touch_layer(self) -> tuple[Any, Callable[[Any], bool]]:
         """The layer a touch reaches, and which of its widgets count: only the topmost open layer
-        (the idle warning, help, the choice list, the keyboard), else the current screen and the
-        header."""
-        for layer in (self.overlay, self.help_overlay, self.picker, self.editor):
+        (the PIN pad, the maintenance screen, the idle warning, help, the choice list, the keyboard),
+        else the current screen and the header."""
+        for layer in (self.pin_pad, self.maintenance_layer, self.overlay, self.help_overlay, self.picker,
+                      self.editor):
             if layer is not None and layer.is_open:
                 return layer, lambda _w: True
         return self.frame, lambda w: (screen := _screen_of(w)) is None or screen.name == self.manager.current

@@ -16,6 +16,10 @@ object per line:
   {"event": "screenshot", "name": ..., "path": ...}
   {"event": "key", "key": 27}
   {"event": "exit"}
+  {"event": "maintenance", "state": "locked"|"asking"|"open", "reason": ..., "message": ..., "pin_length": n,
+   "checking": bool, "locked_out": bool, "who": ..., "page": ..., "task": ..., "devices": {name: state},
+   "checks": {name: passed}, "outbox": {state: n}|null, "targets": {...}, "clipped": {...}}
+                   after each maintenance view is shown (kiosk/maintenance.py), like the view lines
 
 `targets` and `regions` are window pixels from the top-left corner, as xdotool uses
 them. `clipped` names the targets whose centre a ScrollView (or the window edge) hides,
@@ -52,6 +56,17 @@ Commands on stdin, one JSON object per line, stand for device threads and the te
                                    whole visits played inside this process (see Journey), then
                                    {"event": "journey", ...}; "checkpoint" events after the visits
                                    in report_at, with stats and weakrefs
+  {"do": "freeze", "how": "sleep"|"visit_lock"|"frames", "seconds": n}
+                                   the UI stops answering until `thaw` (or n seconds, 30 by default):
+                                   "sleep" blocks the UI thread itself, "visit_lock" holds the visit's
+                                   lock on another thread while the UI thread waits for it in
+                                   visit.tick(), "frames" keeps the UI thread running but lets no frame
+                                   complete (an on_flip handler that ends the event: nothing counted,
+                                   nothing swapped). {"event": "frozen", "how": ...} is written on the
+                                   UI thread just before it stops, {"event": "thawed", "how": ...} after
+                                   (tests/test_deploy.py: systemd's watchdog pings stop meanwhile)
+  {"do": "thaw"}                   end the freeze
+  {"do": "maint_look"}             a maintenance line now (reason "targets")
   {"do": "quit"}                                                  stop the app
 
 They are executed on this script's stdin thread, like device events would be.
@@ -530,6 +545,69 @@ class Journey:
             self.on_done(result)
 
 
+class Freezer:
+    """The `freeze` and `thaw` commands: a UI that stops answering, three ways (see the doc)."""
+
+    def __init__(self, app: Any, visit: Any) -> None:
+        self.app, self.visit = app, visit
+        self.thawed = threading.Event()
+        self.thawed.set()
+
+    def freeze(self, how: str, seconds: float) -> None:
+        from kivy.clock import Clock
+        from kivy.core.window import Window
+
+        if not self.thawed.is_set():
+            print("drive_app: already frozen", file=sys.stderr)
+            return
+        thawed = self.thawed = threading.Event()
+        if how == "sleep":
+            def block(_dt: float) -> None:
+                emit(event="frozen", how=how)
+                thawed.wait(seconds)
+                emit(event="thawed", how=how)
+            Clock.schedule_once(block)
+        elif how == "visit_lock":
+            held = threading.Event()
+
+            def hold() -> None:
+                with self.visit._lock:  # a device thread that never lets go of the visit
+                    held.set()
+                    thawed.wait(seconds)
+
+            def wait_for_visit(_dt: float) -> None:
+                emit(event="frozen", how=how)
+                self.visit.tick()  # what the app's own once-a-second tick does: waits for the lock
+                emit(event="thawed", how=how)
+            threading.Thread(target=hold, name="test-visit-lock", daemon=True).start()
+            held.wait(5)
+            Clock.schedule_once(wait_for_visit)
+        elif how == "frames":
+            def swallow(*_args: Any) -> bool:
+                return True  # bound last, called first: no later handler, no buffer swap
+
+            def stall(_dt: float) -> None:
+                Window.bind(on_flip=swallow)
+                emit(event="frozen", how=how)
+                Clock.schedule_once(check, 0.05)
+
+            def check(_dt: float) -> None:
+                if thawed.is_set():
+                    Window.unbind(on_flip=swallow)
+                    Window.canvas.ask_update()
+                    emit(event="thawed", how=how)
+                else:
+                    Clock.schedule_once(check, 0.05)
+            Clock.schedule_once(stall)
+            threading.Timer(seconds, thawed.set).start()
+        else:
+            print(f"drive_app: freeze how={how!r}: use sleep, visit_lock or frames", file=sys.stderr)
+            thawed.set()
+
+    def thaw(self) -> None:
+        self.thawed.set()
+
+
 def main() -> int:
     for name, value in DEFAULT_ENV.items():
         os.environ.setdefault(name, value)
@@ -545,6 +623,7 @@ def main() -> int:
     seq = [0]  # views shown so far
     quiet = [False]  # no view lines while a journey runs
     pending_answer: list[Callable[[list[Any], list[Any]], None] | None] = [None]
+    freezer: list[Freezer | None] = [None]  # the freeze and thaw commands
 
     def view_line(app: KioskApp, view: Any, reason: str | None = None, shown: tuple[str, bool] | None = None,
                   shown_at: float | None = None, number: int | None = None) -> None:
@@ -557,6 +636,14 @@ def main() -> int:
              picker=bool(app.picker and app.picker.is_open), shown_at=shown_at,
              seq=seq[0] if number is None else number,
              targets=app.touch_targets(), clipped=clipped(app), regions=regions(app), **describe(app, view))
+
+    def maintenance_line(app: KioskApp, view: Any, reason: str | None = None) -> None:
+        emit(event="maintenance", state=view.state.value, reason=reason if reason is not None else view.reason,
+             message=view.message_key, pin_length=view.pin_length, checking=view.checking,
+             locked_out=view.locked_out, who=view.who, page=view.page, task=view.task, language=view.language,
+             devices={r.name: r.state for r in view.devices}, checks={c.name: c.passed for c in view.checks},
+             outbox=dict(view.outbox) if view.outbox is not None else None,
+             targets=app.touch_targets(), clipped=clipped(app))
 
     def all_texts(app: KioskApp) -> list[str]:
         """Every non-empty text held by any label of any screen or layer, shown or not."""
@@ -594,6 +681,20 @@ def main() -> int:
             pending.append((view, shown, time.time(), seq[0]))
             flush_later()
 
+        maintenance_pending: list[Any] = []
+
+        def maintenance_flush(_dt: float) -> None:
+            shown, maintenance_pending[:] = list(maintenance_pending), []
+            for view in shown:
+                maintenance_line(app, view)
+
+        maintenance_later = Clock.create_trigger(maintenance_flush, 0.1)
+
+        def on_maintenance_shown(_app: KioskApp, view: Any) -> None:
+            maintenance_pending.append(view)
+            maintenance_later()
+
+        app.bind(on_maintenance_shown=on_maintenance_shown)
         app.bind(on_first_frame=on_first_frame, on_view_shown=on_view_shown,
                  on_screenshot=lambda _app, name, path: emit(event="screenshot", name=name, path=path))
         threading.Thread(target=commands, args=(app,), name="test-commands", daemon=True).start()
@@ -702,12 +803,24 @@ def main() -> int:
                     Clock.schedule_once(typed)
                 elif do == "press":  # a touch on the button itself (no X server round trip)
                     Clock.schedule_once(lambda _dt, a=cmd["action"]: press(app, a) and None)
+                elif do == "freeze":
+                    if freezer[0] is None:
+                        freezer[0] = Freezer(app, visit)
+                    freezer[0].freeze(cmd.get("how", "sleep"), float(cmd.get("seconds", 30)))
+                elif do == "thaw":
+                    if freezer[0] is not None:
+                        freezer[0].thaw()
+                elif do == "maint_look":
+                    Clock.schedule_once(lambda _dt: maintenance_line(app, terminal.maintenance.view(), "targets"),
+                                        float(cmd.get("after", 0.25)))
                 elif do == "quit":
                     break
                 else:
                     print(f"drive_app: unknown command {line!r}", file=sys.stderr)
             except Exception as exc:  # a test bug; say so and go on
                 print(f"drive_app: command {line!r} failed: {exc!r}", file=sys.stderr)
+        if freezer[0] is not None:
+            freezer[0].thaw()  # a frozen UI thread could not stop
         app.stop_requested.set()
 
     try:
