@@ -18,6 +18,7 @@ APT_PACKAGES=(
   sane-utils libsane1 libsane-dev               # document scanners (and SANE's test backend)
   pcscd libpcsclite-dev vsmartcard-vpcd         # smart cards over PC/SC (and the virtual reader for tests)
   util-linux                                    # unshare: the virtual reader's private network namespace
+  systemd x11-xserver-utils                     # systemd-analyze (the units are verified) and xset (the kiosk session)
 )
 
 missing=()
