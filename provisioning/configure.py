@@ -38,16 +38,14 @@ from pathlib import Path
 from typing import Any
 
 from config.loader import DEFAULTS_FILE, SYSTEM_FILE
-from provisioning.console import Failure, set_up_logging, write
+from provisioning.console import EXIT_OK, Failure, guarded, write
 
 NAME = "configure"
 SUMMARY = "write the terminal's config (/etc/kiosk/terminal.toml) from detect's JSON, checked before it is written"
 EXAMPLE = "python -m provisioning configure --from detected.json --terminal-id ZJ-HZ-0012 --location 'XX 银行 1 楼'"
 
-EXIT_OK = 0
 EXIT_BAD_INPUT = 2  # also argparse's code for a bad argument
 EXIT_CANNOT_WRITE = 3
-EXIT_INTERNAL = 1
 
 DETECT_FORMAT = "kiosk-detect/1"
 COMMON_KEYS = ("class", "driver", "enabled", "emulate", "emulator")
@@ -316,50 +314,37 @@ exit codes:
     parser.set_defaults(run=run)
 
 
+@guarded(NAME)
 def run(args: argparse.Namespace) -> int:
     """Build, check and write the config; return the exit code (see the epilog in register())."""
-    set_up_logging(args.verbose)
     target = Path(args.output)
     now = dt.datetime.now()
+    detected = load_detected(args.source)
+    date = str(detected.get("detected_at") or now.date().isoformat())[:10]
+    existing = read_existing(target)
+    doc, comments, said = build(detected, existing, args, date)
+    header = ["The terminal's own configuration: what differs from config/defaults.toml (see its comments).",
+              f"Written by `python -m provisioning configure` on {now:%Y-%m-%d %H:%M} from {args.source}"
+              + (f" (detect ran on {detected['host']} at {detected['detected_at']})"
+                 if detected.get("host") and detected.get("detected_at") else "") + "."]
+    text = render(doc, comments, header)
+    if args.dry_run:
+        tmp = validate(text, Path(tempfile.gettempdir()), target)
+        tmp.unlink(missing_ok=True)
+        write(text)
+        print(f"{NAME}: --dry-run: the config above is valid; nothing was written to {target}", file=sys.stderr)
+        print("\n".join(said), file=sys.stderr)
+        return EXIT_OK
     try:
-        detected = load_detected(args.source)
-        date = str(detected.get("detected_at") or now.date().isoformat())[:10]
-        existing = read_existing(target)
-        doc, comments, said = build(detected, existing, args, date)
-        header = ["The terminal's own configuration: what differs from config/defaults.toml (see its comments).",
-                  f"Written by `python -m provisioning configure` on {now:%Y-%m-%d %H:%M} from {args.source}"
-                  + (f" (detect ran on {detected['host']} at {detected['detected_at']})"
-                     if detected.get("host") and detected.get("detected_at") else "") + "."]
-        text = render(doc, comments, header)
-        if args.dry_run:
-            tmp = validate(text, Path(tempfile.gettempdir()), target)
-            tmp.unlink(missing_ok=True)
-            write(text)
-            print(f"{NAME}: --dry-run: the config above is valid; nothing was written to {target}", file=sys.stderr)
-            print("\n".join(said), file=sys.stderr)
-            return EXIT_OK
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = validate(text, target.parent, target)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = validate(text, target.parent, target)
-            try:
-                backup = install(tmp, target, now.strftime("%Y%m%d-%H%M%S"))
-            finally:
-                tmp.unlink(missing_ok=True)
-        except OSError as exc:
-            raise Failure(EXIT_CANNOT_WRITE, f"cannot write {target} ({exc.strerror or exc}): run as root, or give "
-                                             "--output a writable place") from None
-    except Failure as failure:
-        print(f"{NAME}: {failure}", file=sys.stderr)
-        return failure.code
-    except KeyboardInterrupt:
-        print(f"{NAME}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: one line for the technician, the traceback with --verbose
-        if args.verbose:
-            raise
-        print(f"{NAME}: internal error ({type(exc).__name__}: {exc}); run again with --verbose and report it",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+            backup = install(tmp, target, now.strftime("%Y%m%d-%H%M%S"))
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise Failure(EXIT_CANNOT_WRITE, f"cannot write {target} ({exc.strerror or exc}): run as root, or give "
+                                         "--output a writable place") from None
     write(f"{NAME}: wrote {target}" + (f" (the previous file is kept as {backup})" if backup else "") + "\n"
           + "\n".join(said) + ("\n" if said else "")
           + "the kiosk reads it at its next start (systemctl restart kiosk)\n")

@@ -29,17 +29,15 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
-from provisioning.console import Failure, set_up_logging, write
+from provisioning.console import EXIT_OK, Failure, guarded, write
 from provisioning.probes import KINDS, Finding, PortReport, Problem, Results
 
 NAME = "detect"
 SUMMARY = "find the devices plugged in (serial, PC/SC, cameras, CUPS, SANE) and suggest their config"
 EXAMPLE = "python -m provisioning detect --listen 10 --output detected.json"
 
-EXIT_OK = 0
 EXIT_USAGE = 2  # also argparse's code for a bad argument
 EXIT_NAMED_UNKNOWN = 3  # detection ran, but a --port/--camera named was not recognised as a device
-EXIT_INTERNAL = 1
 
 FORMAT = "kiosk-detect/1"
 RECOGNISED = ("receipt_printer", "idcard", "qr_scanner")  # port states that are a device
@@ -347,29 +345,16 @@ exit codes:
     parser.set_defaults(run=run)
 
 
+@guarded(NAME)
 def run(args: argparse.Namespace) -> int:
     """Look, say what was found, save it; return the exit code (see the epilog in register())."""
-    set_up_logging(args.verbose)
     when = dt.datetime.now().astimezone()
-    try:
-        for port in dict.fromkeys(args.port or []):
-            _check_named_port(port)
-        results, kinds, failed_cameras = detect(args)
-        document = as_document(results, kinds, when)
-        if args.output:
-            _save(args.output, document)
-    except Failure as failure:
-        print(f"{NAME}: {failure}", file=sys.stderr)
-        return failure.code
-    except KeyboardInterrupt:
-        print(f"{NAME}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: one line for the technician, the traceback with --verbose
-        if args.verbose:
-            raise
-        print(f"{NAME}: internal error ({type(exc).__name__}: {exc}); run again with --verbose and report it",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+    for port in dict.fromkeys(args.port or []):
+        _check_named_port(port)
+    results, kinds, failed_cameras = detect(args)
+    document = as_document(results, kinds, when)
+    if args.output:
+        _save(args.output, document)
     if args.json:
         write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
     else:

@@ -36,15 +36,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from provisioning.console import Failure, set_up_logging
+from provisioning.console import EXIT_OK, Failure, guarded, load_config_or_fail
 
 NAME = "diagnose"
 SUMMARY = "write a support bundle (versions, config without secrets, devices, outbox counts, logs), personal data removed"
 EXAMPLE = "python -m provisioning diagnose --output /media/usb --since 24"
 
-EXIT_OK = 0
 EXIT_USAGE = 2  # also argparse's code for a bad argument
-EXIT_INTERNAL = 1
 
 ROOT = Path(__file__).resolve().parent.parent
 REMOVED = "<removed>"
@@ -500,34 +498,16 @@ exit codes:
     parser.set_defaults(run=run)
 
 
+@guarded(NAME)
 def run(args: argparse.Namespace) -> int:
-    set_up_logging(args.verbose)
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    from config.loader import ConfigError, load_config
-
+    cfg = load_config_or_fail(args.config, EXIT_USAGE)
+    path = bundle_path(args.output, cfg.terminal.id, dt.datetime.now(dt.UTC))
     try:
-        try:
-            cfg = load_config(args.config)
-        except ConfigError as exc:
-            raise Failure(EXIT_USAGE, str(exc)) from None
-        path = bundle_path(args.output, cfg.terminal.id, dt.datetime.now(dt.UTC))
-        try:
-            summary = write_bundle(path, cfg, since_hours=args.since, devices=not args.no_devices,
-                                   progress=lambda what: print(f"{NAME}: {what}", file=sys.stderr, flush=True))
-        except PermissionError as exc:
-            raise Failure(EXIT_USAGE, f"cannot write {path}: {exc.strerror}; choose another --output") from None
-    except Failure as failure:
-        print(f"{NAME}: {failure}", file=sys.stderr)
-        return failure.code
-    except KeyboardInterrupt:
-        print(f"{NAME}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if args.verbose:
-            raise
-        print(f"{NAME}: internal error ({type(exc).__name__}: {exc}); run again with --verbose and report it",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+        summary = write_bundle(path, cfg, since_hours=args.since, devices=not args.no_devices,
+                               progress=lambda what: print(f"{NAME}: {what}", file=sys.stderr, flush=True))
+    except PermissionError as exc:
+        raise Failure(EXIT_USAGE, f"cannot write {path}: {exc.strerror}; choose another --output") from None
     print(f"{NAME}: wrote {path} (owner-only; {summary['logs']} log file(s), personal data removed)")
     print(str(path))
     return EXIT_OK

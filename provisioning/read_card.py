@@ -28,17 +28,15 @@ from devices.smartcard.interface import NoCardError
 from devices.smartcard.pcsc_driver import DEFAULT_PROFILES, CardPulled, PcscReader, use_pcsc_socket
 from devices.smartcard.profile import ProfileError, ProfileMismatch, known_profiles, load_profile
 from govapi.masking import mask_id_number, mask_name
-from provisioning.console import Failure, masked_summary, set_up_logging, write
+from provisioning.console import EXIT_OK, Failure, card_wait_seconds, guarded, masked_summary, write
 
 NAME = "read-card"
 SUMMARY = "read one social security card (PC/SC) and print what it holds (masked, or --json)"
 EXAMPLE = "python -m provisioning read-card --reader 'ACS ACR39U' --timeout 10 --json"
 
-EXIT_OK = 0
 EXIT_NO_CARD = 2  # also argparse's code for a bad argument
 EXIT_DEVICE = 3
 EXIT_CARD_UNREADABLE = 4
-EXIT_INTERNAL = 1
 
 POLL_S = 0.1  # between "is there a card?" attempts while waiting
 SYSTEM_SOCKET = "/run/pcscd/pcscd.comm"
@@ -206,16 +204,6 @@ def wait_and_read(reader: PcscReader, timeout: float, where: str) -> SocialSecur
 
 
 # -- the command ---------------------------------------------------------------------------------
-def _non_negative_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} s: give 0 or more seconds (0 = do not wait for a card)")
-    return value
-
-
 def card_profiles() -> list[str]:
     """The profiles a card can be read with (those naming an ID number and a name; a base
     profile such as social_security_common holds only the issuer's data)."""
@@ -273,7 +261,7 @@ exit codes:
                         help="print the readers pcscd lists, one a line, and exit (for devices.<name>.reader)")
     parser.add_argument("--profile", dest="profiles", type=_profile, nargs="+", action="extend", metavar="PROFILE",
                         help=f"card profiles to try, in order (default: {' '.join(DEFAULT_PROFILES)})")
-    parser.add_argument("--timeout", type=_non_negative_seconds, default=10.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=card_wait_seconds, default=10.0, metavar="SECONDS",
                         help="how long to wait for a card to be inserted (default 10; 0 = only look once)")
     parser.add_argument("--json", action="store_true",
                         help="print the card's data in full as JSON (keys below) instead of a masked summary; "
@@ -298,40 +286,27 @@ def _list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+@guarded(NAME)
 def run(args: argparse.Namespace) -> int:
     """Read one card (or list the readers); print it; return the exit code (see register())."""
-    set_up_logging(args.verbose)
     photo_read = not args.no_photo
+    use_pcsc_socket(args.pcsc_socket)
+    if args.list:
+        return _list(args)
+    reader = PcscReader(NAME, reader=args.reader, profiles=args.profiles or DEFAULT_PROFILES,
+                        pcsc_socket=args.pcsc_socket, read_photo=photo_read, monitor=False)
     try:
-        use_pcsc_socket(args.pcsc_socket)
-        if args.list:
-            return _list(args)
-        reader = PcscReader(NAME, reader=args.reader, profiles=args.profiles or DEFAULT_PROFILES,
-                            pcsc_socket=args.pcsc_socket, read_photo=photo_read, monitor=False)
+        reader.open()
+    except DeviceError as exc:
+        raise _device_failure(exc, args.reader, args.pcsc_socket) from None
+    try:
+        where = next((r for r in reader.readers() if r.startswith(args.reader)), args.reader or "the reader")
         try:
-            reader.open()
-        except DeviceError as exc:
+            card = wait_and_read(reader, args.timeout, where)
+        except DeviceDisconnected as exc:
             raise _device_failure(exc, args.reader, args.pcsc_socket) from None
-        try:
-            where = next((r for r in reader.readers() if r.startswith(args.reader)), args.reader or "the reader")
-            try:
-                card = wait_and_read(reader, args.timeout, where)
-            except DeviceDisconnected as exc:
-                raise _device_failure(exc, args.reader, args.pcsc_socket) from None
-        finally:
-            reader.close()
-    except Failure as failure:
-        print(f"{NAME}: {failure}", file=sys.stderr)
-        return failure.code
-    except KeyboardInterrupt:
-        print(f"{NAME}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: one line for the technician, the traceback with --verbose
-        if args.verbose:
-            raise
-        print(f"{NAME}: internal error ({type(exc).__name__}: {exc}); run again with --verbose and report it",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+    finally:
+        reader.close()
     try:
         if args.json:
             write(json.dumps(card_summary(card, where), ensure_ascii=False, indent=2) + "\n")

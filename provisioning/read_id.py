@@ -14,7 +14,6 @@ import argparse
 import datetime as _dt
 import json
 import re
-import sys
 import time
 from typing import Any
 
@@ -23,17 +22,15 @@ from devices.idcard import protocol as p
 from devices.idcard.driver import SamSerialReader
 from devices.idcard.identity import CardDataError, IdentityCard, InvalidIdNumber, mask_id_number, validate_id_number
 from devices.idcard.photo import PhotoDecoderUnavailable, load_photo_decoder
-from provisioning.console import Failure, masked_summary, set_up_logging, write
+from provisioning.console import EXIT_OK, Failure, card_wait_seconds, guarded, masked_summary, write
 
 NAME = "read-id"
 SUMMARY = "read one ID card and print what it holds (masked, or --json)"
 EXAMPLE = "python -m provisioning read-id --port /dev/ttyUSB0 --timeout 10 --json"
 
-EXIT_OK = 0
 EXIT_NO_CARD = 2  # also argparse's code for a bad argument
 EXIT_DEVICE = 3
 EXIT_CARD_UNREADABLE = 4
-EXIT_INTERNAL = 1
 
 ANSWER_TIMEOUT_S = 1.0  # the SAM's deadline for one answer (the driver's default)
 POLL_S = 0.1  # between "is there a card?" attempts while waiting
@@ -221,16 +218,6 @@ def wait_and_read(reader: SamSerialReader, timeout: float, port: str, baud: int)
 
 
 # -- the command ---------------------------------------------------------------------------------
-def _non_negative_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text} s: give 0 or more seconds (0 = do not wait for a card)")
-    return value
-
-
 def _baud(text: str) -> int:
     try:
         value = int(text)
@@ -277,7 +264,7 @@ exit codes:
                         help="the reader's serial port or pyserial URL: /dev/ttyUSB0, /dev/serial/by-id/..., "
                         "socket://HOST:PORT for a reader behind a serial-device server")
     parser.add_argument("--baud", type=_baud, default=115200, help="line speed (default 115200, as SAM modules use)")
-    parser.add_argument("--timeout", type=_non_negative_seconds, default=5.0, metavar="SECONDS",
+    parser.add_argument("--timeout", type=card_wait_seconds, default=5.0, metavar="SECONDS",
                         help="how long to wait for a card to be placed (default 5; 0 = only look once)")
     parser.add_argument("--json", action="store_true",
                         help="print the card's data in full as JSON (keys below) instead of a masked summary")
@@ -289,32 +276,19 @@ exit codes:
     parser.set_defaults(run=run)
 
 
+@guarded(NAME)
 def run(args: argparse.Namespace) -> int:
     """Read one card; print it; return the exit code (see the epilog in register())."""
-    set_up_logging(args.verbose)
+    reader = SamSerialReader("read-id", port=args.port, baudrate=args.baud, timeout_s=ANSWER_TIMEOUT_S,
+                             photo_decoder=args.photo_decoder)
     try:
-        reader = SamSerialReader("read-id", port=args.port, baudrate=args.baud, timeout_s=ANSWER_TIMEOUT_S,
-                                 photo_decoder=args.photo_decoder)
-        try:
-            reader.open()
-        except DeviceError as exc:
-            raise _device_failure(exc, args.port, args.baud, opening=True) from None
-        try:
-            card = wait_and_read(reader, args.timeout, args.port, args.baud)
-        finally:
-            reader.close()
-    except Failure as failure:
-        print(f"{NAME}: {failure}", file=sys.stderr)
-        return failure.code
-    except KeyboardInterrupt:
-        print(f"{NAME}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: one line for the technician, the traceback with --verbose
-        if args.verbose:
-            raise
-        print(f"{NAME}: internal error ({type(exc).__name__}: {exc}); run again with --verbose and report it",
-              file=sys.stderr)
-        return EXIT_INTERNAL
+        reader.open()
+    except DeviceError as exc:
+        raise _device_failure(exc, args.port, args.baud, opening=True) from None
+    try:
+        card = wait_and_read(reader, args.timeout, args.port, args.baud)
+    finally:
+        reader.close()
     try:
         if args.json:
             write(json.dumps(card_summary(card), ensure_ascii=False, indent=2) + "\n")

@@ -36,17 +36,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from provisioning.console import Failure, set_up_logging
+from provisioning.console import EXIT_INTERNAL, EXIT_OK, Failure, guarded, load_config_or_fail
 
 NAME = "reset"
 SUMMARY = "back to factory state: keys, outbox, caches, logs removed (refuses while submissions wait)"
 EXAMPLE = "python -m provisioning reset   (lists)   |   reset --yes   |   reset --yes --export-undelivered /media/usb/outbox.tar.gz"
 
-EXIT_OK = 0
 EXIT_USAGE = 2  # also: without --yes (only listed), and argparse's code for a bad argument
 EXIT_RUNNING = 3  # the kiosk is running
 EXIT_UNDELIVERED = 4  # undelivered submissions: export or discard them knowingly
-EXIT_INTERNAL = 1
 
 HISTORY = "reset-history.jsonl"  # in terminal.data_dir; kept by every reset
 ROOT = Path(__file__).resolve().parent.parent
@@ -313,24 +311,6 @@ exit codes:
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
-    set_up_logging(args.verbose)
-    try:
-        return _run(args)
-    except Failure as failure:
-        print(f"{NAME}: {failure}", file=sys.stderr)
-        return failure.code
-    except KeyboardInterrupt:
-        print(f"{NAME}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:
-        if args.verbose:
-            raise
-        print(f"{NAME}: internal error ({type(exc).__name__}: {exc}); run again with --verbose and report it",
-              file=sys.stderr)
-        return EXIT_INTERNAL
-
-
 def _record(data_dir: Path, entry: dict[str, Any]) -> None:
     """Append one line to the reset record (owner-only), kept across resets."""
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -339,8 +319,9 @@ def _record(data_dir: Path, entry: dict[str, Any]) -> None:
         fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
 
 
-def _run(args: argparse.Namespace) -> int:
-    from config.loader import ConfigError, find_terminal_file, load_config
+@guarded(NAME)
+def run(args: argparse.Namespace) -> int:
+    from config.loader import find_terminal_file
     from kiosk.device_setup import (
         OutboxUnreadable,
         outbox_counts,
@@ -351,10 +332,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.export_undelivered and args.discard_undelivered is not None:
         raise Failure(EXIT_USAGE, "give either --export-undelivered or --discard-undelivered, not both")
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        raise Failure(EXIT_USAGE, str(exc)) from None
+    cfg = load_config_or_fail(args.config, EXIT_USAGE)
     paths = terminal_paths(cfg)
     data = paths.data_dir
     if data.resolve() in (Path("/"), Path.home().resolve(), ROOT.resolve()):

@@ -23,16 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provisioning.console import Failure, set_up_logging, write
+from provisioning.console import EXIT_OK, Failure, guarded, load_config_or_fail, write
 
 NAME = "selftest"
 SUMMARY = "check every configured device: status, self-test and a test receipt; a pass/fail table"
 EXAMPLE = "python -m provisioning selftest   |   selftest --device idcard --device receipt_printer --no-print"
 
-EXIT_OK = 0
 EXIT_USAGE = 2  # also argparse's code for a bad argument
 EXIT_FAILED = 3  # some device failed its check: the table says which and what to check
-EXIT_INTERNAL = 1
 
 STOP_KIOSK = ("the kiosk service holds its devices while it runs: stop the kiosk first (systemctl stop "
               "kiosk-retry.service kiosk.service), run the test, then start it again (systemctl start "
@@ -169,35 +167,14 @@ def _emulated_receipts(bench: Bench) -> list[str]:
     return lines
 
 
+@guarded(NAME)
 def run(args: argparse.Namespace) -> int:
     """Check the devices; print the table; return the exit code (see the epilog in register())."""
-    set_up_logging(args.verbose)
-    try:
-        return _run(args)
-    except Failure as failure:
-        print(f"{NAME}: {failure}", file=sys.stderr)
-        return failure.code
-    except KeyboardInterrupt:
-        print(f"{NAME}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug: one line for the technician, the traceback with --verbose
-        if args.verbose:
-            raise
-        print(f"{NAME}: internal error ({type(exc).__name__}: {exc}); run again with --verbose and report it",
-              file=sys.stderr)
-        return EXIT_INTERNAL
-
-
-def _run(args: argparse.Namespace) -> int:
     # OpenCV's own notes (DNN backends) are not for a technician's console; its errors still show
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-    from config.loader import ConfigError, load_config
     from kiosk.device_checks import UnknownDevice, check_devices, format_table
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        raise Failure(EXIT_USAGE, str(exc)) from None
+    cfg = load_config_or_fail(args.config, EXIT_USAGE)
     if not args.device and not any(d.enabled for d in cfg.devices.values()):
         raise Failure(EXIT_USAGE, "no enabled devices in the configuration: nothing to check")
     try:

@@ -20,16 +20,15 @@ from typing import Any
 from config.loader import ConfigError, load_config
 from config.schema import KioskConfig
 from devices.base import DeviceDisconnected, DeviceError, DeviceTimeout
+from provisioning.console import EXIT_INTERNAL, EXIT_OK
 
 NAME = "test-print"
 SUMMARY = "print a test receipt (terminal id, Chinese, QR code), or --a4 a test page through CUPS"
 EXAMPLE = "python -m provisioning test-print --port /dev/ttyS0   |   test-print --a4 --queue KioskA4"
 
-EXIT_OK = 0
 EXIT_USAGE = 2  # also argparse's code for a bad argument
 EXIT_UNREACHABLE = 3  # no printer there: port, cable, power, print server
 EXIT_CANNOT_PRINT = 4  # the printer answered but did not print: paper, jam, cover, queue stopped
-EXIT_INTERNAL = 1
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

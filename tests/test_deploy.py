@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
 UNITS = DEPLOY / "systemd"
 sys.path.insert(0, str(ROOT / "tests" / "ui"))
-from x11 import next_event, stop_app  # tests/ui/x11.py
+from x11 import next_event, own_xvfb, stop_app  # tests/ui/x11.py
 
 DEVICES_OFF = {f"KIOSK__DEVICES__{name}__ENABLED": "false" for name in (
     "IDCARD", "SMARTCARD", "CAMERA", "RECEIPT_PRINTER", "A4_PRINTER", "SCANNER", "QR_SCANNER")}
@@ -283,36 +283,11 @@ def test_headless_notifies_ready_pings_and_stopping(tmp_path: Path, notify_socke
 # -- the touchscreen app under Xvfb --------------------------------------------------------------
 @pytest.fixture(scope="module")
 def display(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Our own Xvfb (as tests/ui/conftest.py starts it: the server picks a free display)."""
+    """Our own Xvfb, as tests/ui/conftest.py starts it (the server picks a free display)."""
     if shutil.which("Xvfb") is None:
         pytest.fail("Xvfb is not installed: run scripts/setup.sh (Debian: apt-get install xvfb xauth)")
-    log_path = tmp_path_factory.mktemp("xvfb") / "xvfb.log"
-    read_fd, write_fd = os.pipe()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "800x600x24",
-                                 "-nolisten", "tcp", "-noreset"],
-                                pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    os.close(write_fd)
-    try:
-        number = b""
-        deadline = time.monotonic() + 15
-        while not number.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([read_fd], [], [], left)[0]:
-                raise RuntimeError(f"Xvfb did not report a display; see {log_path}")
-            chunk = os.read(read_fd, 16)
-            if not chunk:
-                raise RuntimeError(f"Xvfb exited: {log_path.read_text(errors='replace')}")
-            number += chunk
-        yield f":{number.decode().strip()}"
-    finally:
-        os.close(read_fd)
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with own_xvfb(tmp_path_factory.mktemp("xvfb") / "xvfb.log", (800, 600)) as screen:
+        yield screen
 
 
 class App:

@@ -46,18 +46,10 @@ port = "/dev/ttyS2"
 """
 
 
-def entry() -> list[str]:
-    """The same as `python -m provisioning configure` (the lead registers it in
-    provisioning/__main__.py); until then the module is mounted on a parser of its own."""
-    code = ("import sys, argparse; from provisioning import configure as m; p = argparse.ArgumentParser(); "
-            "s = p.add_subparsers(); m.register(s); a = p.parse_args(sys.argv[1:]); sys.exit(a.run(a))")
-    return [sys.executable, "-c", code, "configure"]
-
-
 def configure(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK")}
     env["PYTHONPATH"] = str(ROOT)
-    done = subprocess.run([*entry(), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run([sys.executable, "-m", "provisioning", "configure", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert "Traceback" not in done.stderr, done.stderr
     return done
 

@@ -43,14 +43,6 @@ if not [*Path("/usr/lib").glob("*/sane/libsane-test.so*"), *Path("/usr/lib").glo
     pytest.fail("SANE's test backend is missing: apt-get install libsane1 (and sane-utils)", pytrace=False)
 
 
-def entry(command: str) -> list[str]:
-    """The same as `python -m provisioning <command>` (the lead registers detect and configure in
-    provisioning/__main__.py); until then the module is mounted on a parser of its own."""
-    code = (f"import sys, argparse; from provisioning import {command} as m; p = argparse.ArgumentParser(); "
-            "s = p.add_subparsers(); m.register(s); a = p.parse_args(sys.argv[1:]); sys.exit(a.run(a))")
-    return [sys.executable, "-c", code, command]
-
-
 def environment() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIOSK", "SANE_CONFIG_DIR", "PCSCLITE"))}
     env["PYTHONPATH"] = str(ROOT)
@@ -58,7 +50,7 @@ def environment() -> dict[str, str]:
 
 
 def run(command: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*entry(command), *args], cwd=ROOT, env=environment(), capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "provisioning", command, *args], cwd=ROOT, env=environment(), capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -132,7 +124,7 @@ def test_every_emulated_device_is_found_and_configure_makes_a_valid_config(bench
             "--cups-server", bench.cups_server, "--listen", "20", "--output", str(saved)]
     env = {**environment(), "SANE_CONFIG_DIR": bench.sane_dir}  # as a technician's shell may have it
     try:
-        process = subprocess.Popen([*entry("detect"), *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        process = subprocess.Popen([sys.executable, "-m", "provisioning", "detect", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
         assert process.stderr is not None
         before = []  # detect says when it listens: then the technician scans

@@ -4,7 +4,6 @@ kiosk's filter would have missed them) and a password in the configuration are g
 every file of the bundle."""
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -19,26 +18,14 @@ import pytest
 
 from kiosk.outbox import Outbox
 from provisioning import diagnose
+from provisioning.__main__ import main
+from terminal_config import TERMINAL, write_config  # tests/terminal_config.py
 
 ROOT = Path(__file__).resolve().parent.parent
-TERMINAL = "ZJ-TEST-0042"
-ALL_DEVICES = ("idcard", "smartcard", "camera", "receipt_printer", "qr_scanner", "scanner", "a4_printer")
-# equals `python -m provisioning diagnose ...` (the lead registers the command in provisioning/__main__.py)
-ENTRY = ("import sys, argparse; from provisioning import diagnose as m; p = argparse.ArgumentParser(); "
-         "s = p.add_subparsers(); m.register(s); a = p.parse_args(sys.argv[1:]); sys.exit(a.run(a))")
 PASSWORD = "Pl4tf0rm-Passw0rd"
 # synthetic personal data, never real: what must not leave the terminal in a bundle
 PERSONAL = ("110101199003070011", "11010519491231002X", "110101900307001", "13812345678", "15900001111",
             "张三丰", "欧阳娜娜", "李小龙", "王五六", "北京市东城区测试路1号", "ZHANG SANFENG", PASSWORD)
-
-
-def write_config(tmp_path: Path, devices: dict[str, str]) -> Path:
-    lines = ["[terminal]", f'id = "{TERMINAL}"', 'location = "测试网点一楼"', f'data_dir = "{tmp_path / "data"}"']
-    for name in ALL_DEVICES:
-        lines += [f"[devices.{name}]", devices.get(name, "enabled = false")]
-    path = tmp_path / "terminal.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def write_logs(log_dir: Path) -> None:
@@ -75,7 +62,7 @@ def test_bundle_has_everything_and_no_personal_data(tmp_path: Path) -> None:
     out.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK")}
     env["KIOSK__PLATFORM__URL"] = f"https://kiosk:{PASSWORD}@platform.example/kiosk-api"
-    done = subprocess.run([sys.executable, "-c", ENTRY, "diagnose", "--config", str(config), "--output", str(out)],
+    done = subprocess.run([sys.executable, "-m", "provisioning", "diagnose", "--config", str(config), "--output", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     [bundle] = list(out.iterdir())
@@ -118,10 +105,7 @@ def test_bundle_has_everything_and_no_personal_data(tmp_path: Path) -> None:
 
 
 def cli(*args: str) -> int:
-    parser = argparse.ArgumentParser()
-    diagnose.register(parser.add_subparsers())
-    parsed = parser.parse_args(["diagnose", *args])
-    return int(parsed.run(parsed))
+    return main(["diagnose", *args])
 
 
 def test_bad_arguments_are_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],

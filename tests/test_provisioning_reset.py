@@ -3,7 +3,6 @@ silently. A real outbox with real rows (two waiting, one delivered), a running k
 file, or a process holding the outbox open), the export that must open before anything goes."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import stat
@@ -15,13 +14,10 @@ from pathlib import Path
 import pytest
 
 from kiosk.outbox import Outbox
-from provisioning import reset
+from provisioning.__main__ import main
 
 ROOT = Path(__file__).resolve().parent.parent
 TERMINAL = "ZJ-TEST-0042"
-# equals `python -m provisioning reset ...` (the lead registers the command in provisioning/__main__.py)
-ENTRY = ("import sys, argparse; from provisioning import reset as m; p = argparse.ArgumentParser(); "
-         "s = p.add_subparsers(); m.register(s); a = p.parse_args(sys.argv[1:]); sys.exit(a.run(a))")
 PAYLOAD = {"citizen": {"id_number": "110101199003070011", "name": "张三丰"}, "answers": {"addr": "测试路1号"}}
 
 
@@ -47,15 +43,12 @@ def make_terminal(tmp_path: Path, *, undelivered: bool = True) -> tuple[Path, Pa
 
 
 def cli(*args: str) -> int:
-    parser = argparse.ArgumentParser()
-    reset.register(parser.add_subparsers())
-    parsed = parser.parse_args(["reset", *args])
-    return int(parsed.run(parsed))
+    return main(["reset", *args])
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK")}
-    return subprocess.run([sys.executable, "-c", ENTRY, "reset", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "provisioning", "reset", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 

@@ -3,7 +3,6 @@
 that holds its devices."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -13,36 +12,20 @@ from pathlib import Path
 import pytest
 
 from devices.receipt_printer.emulator import EscPosEmulator
-from provisioning import selftest
+from provisioning.__main__ import main
+from terminal_config import TERMINAL, write_config  # tests/terminal_config.py
 
 ROOT = Path(__file__).resolve().parent.parent
-TERMINAL = "ZJ-TEST-0042"
-ALL_DEVICES = ("idcard", "smartcard", "camera", "receipt_printer", "qr_scanner", "scanner", "a4_printer")
-# equals `python -m provisioning selftest ...` (the lead registers the command in provisioning/__main__.py)
-ENTRY = ("import sys, argparse; from provisioning import selftest as m; p = argparse.ArgumentParser(); "
-         "s = p.add_subparsers(); m.register(s); a = p.parse_args(sys.argv[1:]); sys.exit(a.run(a))")
-
-
-def write_config(tmp_path: Path, devices: dict[str, str]) -> Path:
-    lines = ["[terminal]", f'id = "{TERMINAL}"', 'location = "测试网点一楼"', f'data_dir = "{tmp_path / "data"}"']
-    for name in ALL_DEVICES:
-        lines += [f"[devices.{name}]", devices.get(name, "enabled = false")]
-    path = tmp_path / "terminal.toml"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KIOSK")}
-    return subprocess.run([sys.executable, "-c", ENTRY, "selftest", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "provisioning", "selftest", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
 def cli(*args: str) -> int:
-    parser = argparse.ArgumentParser()
-    selftest.register(parser.add_subparsers())
-    parsed = parser.parse_args(["selftest", *args])
-    return int(parsed.run(parsed))
+    return main(["selftest", *args])
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import queue
-import select
 import shutil
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from x11 import find_window, next_event, stop_app, xdotool  # tests/ui/x11.py: pytest puts this folder on sys.path
+from x11 import find_window, next_event, own_xvfb, stop_app, xdotool  # tests/ui/x11.py: pytest puts this folder on sys.path
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -43,34 +42,8 @@ def xvfb(tmp_path_factory: pytest.TempPathFactory) -> Any:
     for tool in ("Xvfb", "xdotool"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed: run scripts/setup.sh (Debian: apt-get install xvfb xauth xdotool)")
-    log_path = tmp_path_factory.mktemp("xvfb") / "xvfb.log"
-    read_fd, write_fd = os.pipe()
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{SCREEN[0]}x{SCREEN[1]}x24",
-             "-nolisten", "tcp", "-noreset"],
-            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    os.close(write_fd)
-    try:
-        number = b""
-        deadline = time.monotonic() + 15
-        while not number.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([read_fd], [], [], left)[0]:
-                raise RuntimeError(f"Xvfb did not report a display; see {log_path}")
-            chunk = os.read(read_fd, 16)
-            if not chunk:
-                raise RuntimeError(f"Xvfb exited: {log_path.read_text(errors='replace')}")
-            number += chunk
-        yield f":{number.decode().strip()}"
-    finally:
-        os.close(read_fd)
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with own_xvfb(tmp_path_factory.mktemp("xvfb") / "xvfb.log", SCREEN) as display:
+        yield display
 
 
 class KioskProcess:

@@ -1,12 +1,55 @@
-"""For the UI tests' app drivers: real X input (xdotool on the test's own Xvfb display, the
-window found by its class, SDL_VIDEO_X11_WMCLASS) and the app's JSON event lines."""
+"""For the UI tests' app drivers: the test's own Xvfb, real X input (xdotool on its display,
+the window found by its class, SDL_VIDEO_X11_WMCLASS) and the app's JSON event lines."""
 from __future__ import annotations
 
 import os
 import queue
+import select
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Callable
+
+
+@contextmanager
+def own_xvfb(log_path: Path, size: tuple[int, int]) -> Iterator[str]:
+    """An Xvfb of `size` started with -displayfd, so the server picks a free display (no
+    hard-coded :99); yields that display (":N") and stops this one process at the end. Its
+    output goes to `log_path`."""
+    read_fd, write_fd = os.pipe()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", f"{size[0]}x{size[1]}x24",
+             "-nolisten", "tcp", "-noreset"],
+            pass_fds=(write_fd,), stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    os.close(write_fd)
+    try:
+        number = b""
+        deadline = time.monotonic() + 15
+        while not number.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_fd], [], [], left)[0]:
+                raise RuntimeError(f"Xvfb did not report a display; see {log_path}")
+            chunk = os.read(read_fd, 16)
+            if not chunk:
+                raise RuntimeError(f"Xvfb exited: {log_path.read_text(errors='replace')}")
+            number += chunk
+        yield f":{number.decode().strip()}"
+    finally:
+        os.close(read_fd)
+        terminate(proc)
+
+
+def terminate(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM, then SIGKILL after 5 s if it is still there; reaped either way."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def xdotool(display: str, *args: str) -> str:
@@ -59,12 +102,7 @@ def stop_app(proc: subprocess.Popen[str], quit_line: str = '{"do": "quit"}\n') -
         try:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            terminate(proc)
     for stream in (proc.stdin, proc.stdout):
         try:
             if stream is not None:
