@@ -147,8 +147,29 @@ def wipe_fields(card: Any, keep: tuple[str, ...]) -> None:
             setattr(card, f.name, None)
 
 
+class CardHolder:
+    """What every card a citizen identifies with shares: gender and nation in words from
+    their codes, and the ID number masked for logs and screens."""
+
+    gender_code: str
+    gender: str
+    nation_code: str
+    nation: str
+    id_number: str
+
+    def _name_codes(self) -> None:
+        if not self.gender and self.gender_code:
+            self.gender = GENDERS.get(self.gender_code, "")
+        if not self.nation and self.nation_code:
+            self.nation = NATIONS.get(self.nation_code, "")
+
+    @property
+    def masked_id(self) -> str:
+        return mask_id_number(self.id_number)
+
+
 @dataclass(repr=False)
-class IdentityCard:
+class IdentityCard(CardHolder):
     """What one card says about its holder. Text fields have their padding removed."""
 
     card_type: str  # one of CARD_TYPES
@@ -182,16 +203,9 @@ class IdentityCard:
     def __post_init__(self) -> None:
         if self.card_type not in CARD_TYPES:
             raise ValueError(f"unknown card type {self.card_type!r}; known: {', '.join(CARD_TYPES)}")
-        if not self.gender and self.gender_code:
-            self.gender = GENDERS.get(self.gender_code, "")
-        if not self.nation and self.nation_code:
-            self.nation = NATIONS.get(self.nation_code, "")
+        self._name_codes()
 
     # -- privacy -------------------------------------------------------------------------
-    @property
-    def masked_id(self) -> str:
-        return mask_id_number(self.id_number)
-
     def __repr__(self) -> str:
         return f"IdentityCard(card_type={self.card_type!r}, id={self.masked_id!r})"
 

@@ -13,7 +13,7 @@ import datetime as _dt
 from dataclasses import dataclass, fields
 from typing import Any
 
-from devices.idcard.identity import GENDERS, NATIONS, InvalidIdNumber, validate_id_number, wipe_fields
+from devices.idcard.identity import CardHolder, InvalidIdNumber, validate_id_number, wipe_fields
 from devices.smartcard.apdu import CardDataError
 from govapi.masking import mask_id_number
 
@@ -37,7 +37,7 @@ def mask_card_number(number: str) -> str:
 
 
 @dataclass(repr=False)
-class SocialSecurityCard:
+class SocialSecurityCard(CardHolder):
     """The holder and card data of one social security card (values already decoded)."""
 
     card_type: str = CARD_TYPE
@@ -63,14 +63,7 @@ class SocialSecurityCard:
     appended_address: str = ""
 
     def __post_init__(self) -> None:
-        if not self.gender and self.gender_code:
-            self.gender = GENDERS.get(self.gender_code, "")
-        if not self.nation and self.nation_code:
-            self.nation = NATIONS.get(self.nation_code, "")
-
-    @property
-    def masked_id(self) -> str:
-        return mask_id_number(self.id_number)
+        self._name_codes()
 
     def __repr__(self) -> str:
         return (f"SocialSecurityCard(id={self.masked_id!r}, card={mask_card_number(self.card_number)!r}, "
