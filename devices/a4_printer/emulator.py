@@ -441,6 +441,11 @@ Grp lp
                        "sh", str(etc), CUPSD]
         else:
             command = [CUPSD, "-f", "-c", str(etc / "cupsd.conf"), "-s", str(etc / "cups-files.conf")]
+        if threading.current_thread() is threading.main_thread() and shutil.which("setpriv"):
+            # cupsd ends with the process that started it, even one killed with SIGKILL (a kiosk
+            # killed mid-visit must not leave an emulated print server behind); only from the
+            # main thread, since the death signal follows the thread that started it
+            command = ["setpriv", "--pdeathsig", "TERM", "--", *command]
         with open(self.log_dir / "cupsd.out", "ab") as out:
             # its own session: a Ctrl-C meant for the kiosk's console does not reach it
             self._proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

@@ -35,11 +35,21 @@ def process_rig_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"kiosk-pcsc-{os.getpid()}"
 
 
+def _remove_dirs_of_dead_processes() -> None:
+    """The benches of processes that were killed (their rig and pcscd died with them) leave
+    their folder behind: remove those, never one whose process still runs."""
+    for path in Path(tempfile.gettempdir()).glob("kiosk-pcsc-*"):
+        pid = path.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def acquire_rig() -> PcscdRig:
     """This process's virtual-reader bench, started on first use; `release_rig()` when done."""
     global _shared, _users
     with _shared_lock:
         if _shared is None:
+            _remove_dirs_of_dead_processes()
             rig = PcscdRig(process_rig_dir())
             rig.start()
             _shared = rig
