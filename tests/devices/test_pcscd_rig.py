@@ -170,12 +170,10 @@ def test_both_readers_listed(rig: PcscdRig) -> None:
 
 
 def test_nothing_listens_on_the_host(rig: PcscdRig, listeners_before: set) -> None:
-    if listeners_before:
-        pytest.skip(f"something else already listens on vpcd's ports on the host: "
-                    f"{sorted(listeners_before)}; the check cannot tell the bench apart")
     rig.insert(0, ECHO)
     wait_until(lambda: present(rig.reader_names()[0]), timeout=10)
-    assert host_listeners() == set()
+    # only what was there before the bench (another program's) may listen on vpcd's ports
+    assert host_listeners() <= listeners_before, "vpcd's ports appeared on the host's interfaces"
     assert not Path(rig.socket_path).is_relative_to("/run")
 
 
