@@ -122,6 +122,36 @@ class MaintenanceSection(_Section):
         return self
 
 
+class FleetSection(_Section):
+    """The fleet channel to the help desk (kiosk/fleet_agent.py, fleet/protocol.py): MQTT 5 over
+    TLS with this terminal's own broker account; commands back are signed by the console."""
+
+    enabled: bool = Field(description="connect to the help desk's broker; false: the terminal runs alone")
+    broker_host: str
+    broker_port: int = Field(ge=1, le=65535)
+    ca_file: str = Field(description="the CA that signed the broker's certificate (PEM)")
+    tls_server_name: str = Field(description="the name in the broker's certificate; empty: broker_host")
+    username: str = Field(description="the terminal's broker account; empty: the terminal id")
+    password_file: str = Field(description="owner-only file holding the broker password "
+                               "(`python -m fleet add-terminal` writes it)")
+    keepalive_s: int = Field(ge=2, le=600, description="MQTT keep-alive; the broker publishes the last "
+                             "will (offline) after 1.5 times this without a packet")
+    heartbeat_s: float = Field(gt=0, le=3600)
+    console_algorithm: Literal["sm2-sm3", "ecdsa-p256-sha256"]
+    console_public_key: str = Field(pattern=r"^$|^[0-9a-f]{128,130}$",
+                                    description="the console's command-signing key (hex); empty: every "
+                                    "command is refused")
+    outbox_backlog_alert: int = Field(ge=1, description="queued submissions that raise an alert")
+    screen_mirror_interval_s: float = Field(gt=0, le=60, description="during a call, the mirror is sent on "
+                                            "every change and at least this often")
+    microphone: str = Field(description="ALSA capture device for help-call audio (e.g. \"default\"); "
+                            "empty: no microphone, text only")
+    media_camera: str = Field(description="[devices.<name>] camera whose picture the help desk sees in a "
+                              "video call; empty: no video")
+    audit_file: str = Field(min_length=1, description="JSON lines of remote commands, inside "
+                            "terminal.data_dir when relative")
+
+
 class LoggingSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     file: str
@@ -152,5 +182,6 @@ class KioskConfig(_Section):
     handout: HandoutSection
     codes: CodesSection
     maintenance: MaintenanceSection
+    fleet: FleetSection
     logging: LoggingSection
     devices: dict[str, DeviceSection] = Field(default_factory=dict)

@@ -19,6 +19,8 @@ APT_PACKAGES=(
   pcscd libpcsclite-dev vsmartcard-vpcd         # smart cards over PC/SC (and the virtual reader for tests)
   util-linux                                    # unshare: the virtual reader's private network namespace
   systemd x11-xserver-utils                     # systemd-analyze (the units are verified) and xset (the kiosk session)
+  mosquitto mosquitto-clients                   # the fleet channel's MQTT broker (the help desk)
+  chromium chromium-driver                      # the help-desk console's browser tests (headless)
 )
 
 missing=()
