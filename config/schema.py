@@ -148,6 +148,9 @@ class FleetSection(_Section):
                             "empty: no microphone, text only")
     media_camera: str = Field(description="[devices.<name>] camera whose picture the help desk sees in a "
                               "video call; empty: no video")
+    speaker: str = Field(description="ALSA output the staff member's voice plays on (a shared dmix device, "
+                         "so the kiosk's own speech can play too)")
+    ice_servers: list[str] = Field(description="STUN/TURN URLs for calls across NAT; empty: the same network")
     audit_file: str = Field(min_length=1, description="JSON lines of remote commands, inside "
                             "terminal.data_dir when relative")
 
