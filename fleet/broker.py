@@ -172,7 +172,8 @@ class Broker:
             self.files.init(["localhost", self.host], listen=self.host, port=self.port, run_as=run_as)
         else:
             self.files.write_conf(self.host, self.port, run_as)
-        self._console_password = self.files.add_account(CONSOLE_USER)
+        if not self._console_password:  # kept across restarts: a connected console reconnects
+            self._console_password = self.files.add_account(CONSOLE_USER)
         log_file = open(self.files.folder / "mosquitto.log", "ab")
         try:
             self.process = subprocess.Popen([_tool(MOSQUITTO), "-c", str(self.files.conf)],

@@ -199,8 +199,8 @@ class CommandVerifier:
                 del self._seen[seen]
         if cmd_id in self._seen:
             raise ProtocolError("command id seen before: a replay")
+        check_args(str(envelope["action"]), envelope["args"])  # an unknown action is named as such
         if envelope["action"] not in ROLE_COMMANDS.get(str(envelope["role"]), frozenset()):
             raise ProtocolError(f"role {envelope['role']!r} may not send {envelope['action']!r}")
-        check_args(str(envelope["action"]), envelope["args"])
         self._seen[cmd_id] = float(expires)
         return envelope

@@ -38,13 +38,13 @@ from typing import Any
 
 from govapi.masking import mask_id_number
 from kiosk.audit import AuditLog
+from kiosk.device_restart import restart_device
 
 log = logging.getLogger(__name__)
 
 SCHEME = "pbkdf2_sha256"
 DEFAULT_ITERATIONS = 600_000  # about 0.3 s on a 2-core terminal; tests put fewer in their hashes
 PIN_MIN, PIN_MAX = 4, 12
-RESTART_WAIT_S = 10.0  # how long a restart waits for the supervisor to bring the device back
 PROGRESS_LINES = 6  # progress lines kept for the screen while the checks run
 PAGES = ("devices", "checks", "outbox")
 
@@ -652,35 +652,12 @@ class Maintenance:
             self._say("restart", None)
 
         def work() -> None:
-            outcome, fault = self._restart(device, by_supervisor)
+            outcome, fault = restart_device(device, by_supervisor)
             self._audit("restart", outcome, device=name, **({"fault": fault} if fault else {}))
             key = "maintenance.restarted" if outcome == "online" else "maintenance.restart_failed"
             self._task_done(session, "restart_done", key, device=name, fault=fault or "-")
 
         self._run(work, "maintenance-restart")
-
-    def _restart(self, device: Any, by_supervisor: bool) -> tuple[str, str]:
-        try:
-            device.close()
-        except Exception as exc:
-            log.warning("closing %s for a restart: %s", device.name, exc)
-        if not by_supervisor:
-            try:
-                device.open()
-            except Exception as exc:
-                return "offline", str(exc)
-        else:  # the supervisor sees it closed and reopens it at its next round (0.2 s)
-            deadline = time.monotonic() + RESTART_WAIT_S
-            while time.monotonic() < deadline:
-                if device.status().device.value not in ("offline", "no_device"):
-                    break
-                time.sleep(0.1)
-        status = device.status()
-        if status.device.value in ("online", "busy"):
-            return "online", ""
-        if status.fault == "closed":  # the supervisor's back-off has not come round to it yet
-            return status.device.value, "not reopened yet; the terminal keeps trying by itself"
-        return status.device.value, status.fault or status.device.value
 
     def _check(self, devices: dict[str, Any], session: int, *, print_test_page: bool) -> list[Any]:
         checker = self._checker

@@ -20,8 +20,10 @@ from devices.supervisor import Supervisor
 from kiosk.audit import AuditLog
 from kiosk.catalogue import Catalogue
 from kiosk.checkin import CheckIn
+from kiosk.device_restart import restart_device
 from kiosk.device_setup import EmulatorNotStarted, start_emulator
 from kiosk.face_check import FaceCheck, cooperative_citizen
+from kiosk.fleet_agent import FleetAgent, FleetUnavailable
 from kiosk.handout import HandoutDesk, usable
 from kiosk.maintenance import Maintenance, MaintenanceState
 from kiosk.platform_link import PlatformLink
@@ -33,8 +35,13 @@ log = logging.getLogger(__name__)
 
 # the reason a view changed -> speak it? Countdown ticks and corrections stay silent.
 _SILENT_REASONS = {"correct", "invalid", "continue", "sms", "equipment", "filter", "home", "promised",
-                   "promise_withdrawn", "scan_attached", "scan_detached", "help_closed", "help_again"}
-_HELP_KEYS = {"help": "help.calling", "help_answered": "help.called", "help_failed": "help.failed"}
+                   "promise_withdrawn", "scan_attached", "scan_detached", "help_closed", "help_again",
+                   "help_minimized"}
+_HELP_KEYS = {"help": "help.calling", "help_answered": "help.called", "help_failed": "help.failed",
+              "help_waiting": "help.waiting", "help_connected": "help.connected", "help_pointer": "help.pointer_hint",
+              "help_ended": "help.ended", "help_ended_by_citizen": "help.ended"}
+# the key a staff message is spoken under (the text itself is the staff member's, not the catalogue's)
+HELP_MESSAGE_KEY = "help.message"
 # the device classes a citizen proves who they are with (ID card, social security card)
 CARD_READER_CLASSES = ("idcard", "smartcard")
 # a card reader's failure code -> what the identify screen tells the citizen
@@ -81,7 +88,15 @@ class Terminal:
         self.checkin = CheckIn(self.visit, cfg, self.devices.get, self.link)
         self.visit.subscribe(self.checkin.on_view)
         self.citizen_page = CitizenPage(self.visit, self.link)
-        self.help_calls = HelpCalls(self.visit, self.link, cfg.ui.help_hotline)
+        # the touchscreen app sets this: its touch targets as boxes, for the help desk's mirror
+        self.layout_provider: Callable[[], dict[str, Any] | None] | None = None
+        self.fleet: FleetAgent | None = None
+        if cfg.fleet.enabled:  # the help desk: status, alerts, live help calls and its commands
+            self.fleet = FleetAgent(cfg, self.visit, self.devices, data_dir=self.data_dir, texts=self.texts,
+                                    outbox_counts=self.link.outbox.counts if self.link is not None else None,
+                                    restart=self.restart_device,
+                                    layout=lambda: self.layout_provider() if self.layout_provider else None)
+        self.help_calls = HelpCalls(self.visit, self.link, cfg.ui.help_hotline, self.fleet)
         self.scanner_name = next((n for n, d in cfg.devices.items() if d.device_class == "scanner"), None)
         self.material_scanner = MaterialScanner(
             self.visit, lambda: self.devices.get(self.scanner_name) if self.scanner_name else None)
@@ -138,11 +153,33 @@ class Terminal:
                     device.open()
                 except Exception as exc:  # the status already says why
                     log.warning("%s did not open: %s", device.name, exc)
+        if self.fleet is not None:
+            self._start_fleet()
+
+    def _start_fleet(self) -> None:
+        """A fleet channel that cannot start leaves the terminal running alone: help calls then
+        go to the platform as tickets, and the technician reads why in the log."""
+        from fleet.client import FleetAccountError
+
+        assert self.fleet is not None
+        try:
+            self.fleet.start()
+        except (FleetUnavailable, FleetAccountError, OSError, ValueError) as exc:
+            log.error("fleet channel not started, the help desk cannot see this terminal: %s", exc)
+            self.fleet = None
+            self.help_calls.fleet = None
+
+    def restart_device(self, name: str) -> tuple[str, str]:
+        """Close one device and bring it up again (the help desk's restart_device); returns
+        (outcome, fault) as kiosk.device_restart says."""
+        return restart_device(self.devices[name], self.maintenance.reopen_by_supervisor)
 
     def stop(self) -> None:
         self.visit.wipe("shutdown") if self.visit.step is not Step.ATTRACT else None
         if self.maintenance.state is MaintenanceState.OPEN:
             self.maintenance.close("shutdown")  # audited: the technician's session ended here
+        if self.fleet is not None:
+            self.fleet.stop()  # "stopped" at the help desk, before the devices go offline
         if self.supervisor is not None:
             self.supervisor.stop()
         for emulator in self.emulators.values():
@@ -240,6 +277,11 @@ class Terminal:
             return None
         if view.reason == "handout" and view.handout is not None:
             return "handout.sms_failed" if view.handout.sms == "failed" else view.handout.message_key
+        if view.reason == "help_message" and view.help is not None and view.help.messages:
+            return HELP_MESSAGE_KEY
+        if view.reason == "help_consent" and view.help is not None:
+            return {"asked": "help.consent_text", "granted": "help.consent_granted",
+                    "refused": "help.consent_refused"}.get(view.help.consent)
         if view.reason in _HELP_KEYS:
             return _HELP_KEYS[view.reason]
         if view.reason == "elder":
@@ -265,11 +307,15 @@ class Terminal:
             voice = self.cfg.voice
             self.speaker.set_volume(volume_at(self.time_of_day(), voice.volume, voice.quiet_hours,
                                               voice.quiet_volume))
+        if key == HELP_MESSAGE_KEY and view.help is not None:
+            self.speaker.say(view.help.messages[-1], interrupt=True, key=key)  # the staff member's own words
+            return
         values: dict[str, str] = {}
         if view.handout is not None and key.startswith("handout."):
             values = view.handout.values
         elif key.startswith("help.") and view.help is not None:
-            values = {"ticket": view.help.ticket, "hotline": view.help.hotline or self.cfg.ui.help_hotline}
+            values = {"ticket": view.help.ticket, "hotline": view.help.hotline or self.cfg.ui.help_hotline,
+                      "staff": view.help.staff}
         elif key == view.message_key:
             values = view.message_values
         self.speaker.say(self.texts.get(key, view.language, **values), interrupt=True, key=key)

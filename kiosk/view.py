@@ -107,11 +107,20 @@ class MaterialView:
 
 @dataclass(frozen=True)
 class HelpCall:
-    """The citizen pressed 求助: "calling", then "called" (ticket and hotline) or "failed"."""
+    """The citizen pressed 求助. Through the platform: "calling", then "called" (ticket and
+    hotline) or "failed". Through the help desk (the fleet channel): "waiting" in the desk's
+    queue, "connected" once a staff member took it, "ended"."""
 
-    state: str
+    state: str  # "calling" | "called" | "failed" | "waiting" | "connected" | "ended"
     ticket: str = ""
     hotline: str = ""
+    call_id: str = ""  # the fleet call's id (waiting, connected, ended)
+    staff: str = ""  # the staff member's display name once connected
+    messages: tuple[str, ...] = ()  # the staff member's messages, oldest first, at most 5 kept
+    consent: str = ""  # "" not asked, "asked", "granted", "refused": may staff see personal fields?
+    # (x, y) fractions of the screen from the TOP-LEFT, and a number that grows with every point
+    pointer: tuple[float, float, int] | None = None
+    minimized: bool = False  # the citizen folded the panel away; a connected call goes on
 
 
 @dataclass(frozen=True)

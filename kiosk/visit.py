@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from kiosk import materials as material_rules
@@ -36,6 +36,10 @@ log = logging.getLogger(__name__)
 
 class InvalidTransition(RuntimeError):
     """An action that the current step does not offer (a screen or scenario bug)."""
+
+
+class HelpNotAllowed(RuntimeError):
+    """The help desk asked to move the visit to a step it may not go to now; `str()` says why."""
 
 
 class SubmitError(Exception):
@@ -77,6 +81,7 @@ class Timing:
 Listener = Callable[[View], None]
 
 _TITLES = {step: (f"{step.value}.title", f"{step.value}.prompt") for step in Step}
+MAX_HELP_MESSAGES = 5  # staff messages a help call keeps for the panel
 RATING_LEVELS = (5, 4, 3, 2, 1)  # 非常满意 .. 非常不满意, best first as on every 好差评 form
 _SOURCES = {"identity": "card"}  # a field's source prefix -> who filled it, as the screen says it
 
@@ -122,6 +127,7 @@ class Visit:
         self._field_problem: tuple[str, str] | None = None  # (field key, text key)
         self._scanning: str | None = None
         self._help: HelpCall | None = None
+        self._reached: set[Step] = set()  # the chosen item's steps the citizen has been on
         # equipment the terminal reports as unusable: notice keys, and service kinds not offered
         self._notices: tuple[str, ...] = ()
         self._unavailable_kinds: frozenset[str] = frozenset()
@@ -289,6 +295,8 @@ class Visit:
 
     def _go(self, step: Step, reason: str, message: str | None = None, **values: str) -> None:
         self.step = step
+        if step in ITEM_STEPS:
+            self._reached.add(step)
         self._message = message
         self._message_values = values
         self._handout = None
@@ -351,6 +359,7 @@ class Visit:
             if service.kind in self._unavailable_kinds:
                 raise InvalidTransition(f"service {service_id!r} is not offered now (its printer is unusable)")
             self.session.drop_item()
+            self._reached = set()
             self.session.service_id = service.id
             answers = {f.key: f.prefill(self.session.identity) for f in service.fields}
             if self.prefiller is not None:
@@ -611,10 +620,20 @@ class Visit:
             self.language = language
             self._touched("language")
 
-    # -- help (求助): the terminal calls the help desk and answers help_answered ----------------
+    # -- help (求助) ------------------------------------------------------------------------------
+    # The citizen presses 求助; the terminal's HelpCalls worker queues the call at the help desk
+    # (help_waiting, then the desk's staff drive it through the fleet agent) or, without the fleet
+    # channel, asks the platform for a ticket (help_answered / help_failed). Every answer names the
+    # visit or the call it belongs to and is dropped when that is over.
     def help(self) -> None:
         with self._lock:
-            if self._help is not None and self._help.state in ("calling", "called"):
+            call = self._help
+            if call is not None and call.state in ("waiting", "connected"):
+                if call.minimized:  # the folded panel touched: open it again
+                    self._help = replace(call, minimized=False)
+                self._touched("help_again")
+                return
+            if call is not None and call.state in ("calling", "called"):
                 self._touched("help_again")
                 return
             self._help = HelpCall("calling")
@@ -634,7 +653,131 @@ class Visit:
             self._help = HelpCall("failed", "", hotline)
             self._touched("help_failed")
 
+    def _call(self, call_id: str, *states: str) -> HelpCall | None:
+        """The current help call when it is `call_id` and in one of `states`, else None."""
+        call = self._help
+        if call is None or not call_id or call.call_id != call_id or call.state not in states:
+            return None
+        return call
+
+    def help_waiting(self, visit_id: str, call_id: str) -> bool:
+        """The help desk has the call in its queue. False when the citizen has gone or closed
+        the panel meanwhile (the caller then tells the desk the call ended)."""
+        with self._lock:
+            if (self._help is None or self._help.state != "calling" or self.session.visit_id != visit_id
+                    or not call_id):
+                return False
+            self._help = HelpCall("waiting", call_id=call_id)
+            self._touched("help_waiting")
+            return True
+
+    def help_connected(self, call_id: str, staff: str) -> bool:
+        """A staff member took the call: the citizen is asked whether staff may see their details."""
+        with self._lock:
+            call = self._call(call_id, "waiting", "connected")
+            if call is None:
+                return False
+            self._help = replace(call, state="connected", staff=staff, consent="asked", minimized=False)
+            self._touched("help_connected")
+            return True
+
+    def help_message(self, call_id: str, text: str) -> bool:
+        """A staff message: shown (the last few) and spoken by the terminal."""
+        with self._lock:
+            call = self._call(call_id, "connected")
+            if call is None:
+                return False
+            self._help = replace(call, messages=(call.messages + (text,))[-MAX_HELP_MESSAGES:])
+            self._touched("help_message")
+            return True
+
+    def help_pointer(self, call_id: str, x: float, y: float) -> bool:
+        """Staff point at a place of the screen (fractions from the top-left)."""
+        with self._lock:
+            call = self._call(call_id, "connected")
+            if call is None:
+                return False
+            seq = call.pointer[2] + 1 if call.pointer else 1
+            self._help = replace(call, pointer=(min(max(float(x), 0.0), 1.0), min(max(float(y), 0.0), 1.0), seq))
+            self._touched("help_pointer")
+            return True
+
+    def ask_consent(self, call_id: str) -> bool:
+        """Staff ask (again) to see the citizen's personal fields."""
+        with self._lock:
+            call = self._call(call_id, "connected")
+            if call is None:
+                return False
+            self._help = replace(call, consent="asked", minimized=False)
+            self._touched("help_consent")
+            return True
+
+    def give_consent(self, granted: bool) -> None:
+        """The citizen's answer on screen: show my details to staff (True), or keep them masked."""
+        with self._lock:
+            call = self._help
+            if call is None or call.state != "connected":
+                raise InvalidTransition("no help call is connected: there is nothing to consent to")
+            self._help = replace(call, consent="granted" if granted else "refused")
+            self._touched("help_consent")
+
+    def help_goto(self, call_id: str, step: Step) -> bool:
+        """Staff move the visit to a step: the citizen's page or the services once identified, or
+        a step of the chosen item the citizen has already been on. HelpNotAllowed otherwise."""
+        with self._lock:
+            if self._call(call_id, "connected") is None:
+                return False
+            identified = self.session.identity is not None and self.step in (Step.HOME, Step.CHOOSE, *ITEM_STEPS)
+            if not identified:
+                raise HelpNotAllowed(f"the visit is on step {self.step.value}: only an identified citizen's "
+                                     "visit (their page, the services or an item) can be moved")
+            if step in (Step.HOME, Step.CHOOSE):
+                if self.step in ITEM_STEPS:  # leaving the item gives it up, as going back from it does
+                    self.session.drop_item()
+                    self._reached = set()
+                self._go(step, "help_goto")
+                return True
+            service = self.service
+            if step not in ITEM_STEPS or service is None or self.step not in ITEM_STEPS:
+                raise HelpNotAllowed(f"step {step.value} cannot be reached from {self.step.value}: only home, "
+                                     "choose, or a step of the chosen item already reached")
+            if step not in self._item_steps(service) or step not in self._reached:
+                raise HelpNotAllowed(f"the citizen has not reached step {step.value} of this item yet")
+            self._go(step, "help_goto")
+            return True
+
+    def help_ended(self, call_id: str, reason_word: str = "") -> bool:
+        """The help desk ended the call: the panel says so until the citizen closes it."""
+        with self._lock:
+            call = self._call(call_id, "waiting", "connected")
+            if call is None:
+                return False
+            log.info("help call ended by the help desk (%s)", reason_word or "no reason")
+            self._help = replace(call, state="ended", pointer=None, minimized=False)
+            self._touched("help_ended")
+            return True
+
+    def end_help(self) -> None:
+        """结束求助: the citizen ends the call (the fleet agent tells the help desk)."""
+        with self._lock:
+            call = self._help
+            if call is None or call.state not in ("waiting", "connected"):
+                raise InvalidTransition("no help call is waiting or connected")
+            self._help = replace(call, state="ended", pointer=None, minimized=False)
+            self._touched("help_ended_by_citizen")
+
+    def minimize_help(self) -> None:
+        """收起: the panel folds away; a waiting or connected call goes on."""
+        with self._lock:
+            call = self._help
+            if call is None or call.state not in ("waiting", "connected"):
+                raise InvalidTransition("only a waiting or connected help call can be folded away")
+            if not call.minimized:
+                self._help = replace(call, minimized=True)
+                self._touched("help_minimized")
+
     def close_help(self) -> None:
+        """The panel closes. A call still waiting or connected ends with it (the desk is told)."""
         with self._lock:
             if self._help is not None:
                 self._help = None
@@ -833,6 +976,7 @@ class Visit:
             self._handout = None
             self._home = None
             self._help = None
+            self._reached = set()
             self._rated = None
             self._filter, self._query = ("all", ""), ""
             self.language = self.default_language

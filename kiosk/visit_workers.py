@@ -60,12 +60,15 @@ class CitizenPage(_Worker):
 
 
 class HelpCalls(_Worker):
-    """求助: a help consultation at the platform (the help desk sees it); the hotline otherwise."""
+    """求助: live at the help desk when the fleet channel is connected (the agent queues the call
+    and the visit waits for staff); otherwise a help consultation at the platform (a ticket the
+    desk answers later), and the hotline when neither can be reached."""
 
-    def __init__(self, visit: Visit, link: Any, hotline: str) -> None:
+    def __init__(self, visit: Visit, link: Any, hotline: str, fleet: Any = None) -> None:
         super().__init__(visit)
         self.link = link
         self.hotline = hotline
+        self.fleet = fleet  # kiosk.fleet_agent.FleetAgent (offer_help), or None
 
     def on_view(self, view: View) -> None:
         if view.reason == "help":
@@ -73,6 +76,8 @@ class HelpCalls(_Worker):
             self._spawn("help-call", self._call, session.visit_id, session.service_id, view.step.value)
 
     def _call(self, visit_id: str, item_id: str | None, step: str) -> None:
+        if self.fleet is not None and self.fleet.offer_help(visit_id):
+            return
         if self.link is None or not self.link.enrolled:
             self.visit.help_failed(visit_id, self.hotline)
             return
