@@ -10,6 +10,11 @@ View on the UI thread, and forwards touches to the Visit's actions. It also:
   screen within 3 s, and shows the maintenance screen once kiosk/maintenance.py lets them in;
 - never lets Esc, F1 or a window-manager close request end the kiosk (full screen);
   SIGTERM and SIGINT stop it cleanly, so a watchdog can restart it;
+- shows the help call (screens/help.py): the help card, the help bar under the header while a
+  connected call is folded away, and the help desk's pointer ring on top of everything
+  (screens/pointer.py);
+- keeps a snapshot of the touch targets as window fractions (`layout_fractions`), which the
+  terminal's fleet agent reads from its own thread to show staff where the buttons are;
 - test and bench hooks: with KIOSK_SCREENSHOT_DIR set it saves a screenshot after
   each step change (`attract0001.png`, `identify0001.png`, `warning0001.png`, ...),
   with KIOSK_BENCH=1 it prints `KIOSK_BENCH first_frame <unix time>` on its first frame.
@@ -52,15 +57,16 @@ from screens.face import FaceScreen
 from screens.field_editor import FieldEditor
 from screens.finish import FinishScreen, TicketScreen
 from screens.fonts import register_chinese_font
-from screens.help import HelpOverlay
+from screens.help import HelpBar, HelpOverlay, folded
 from screens.home import HomeScreen
 from screens.identify import IdentifyScreen
 from screens.idle import IdleOverlay
 from screens.item import FormScreen, MaterialsScreen, NoticeScreen, ReviewScreen
 from screens.maintenance import MaintenanceLayer, PinPadLayer, in_corner
+from screens.pointer import PointerRing
 from screens.rating import RatingScreen
 from screens.theme import Theme
-from screens.widgets import touch_targets_in
+from screens.widgets import actionable, touch_targets_in
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +77,7 @@ SCREENS: tuple[type[KioskScreen], ...] = (AttractScreen, IdentifyScreen, FaceScr
 ACTIONS = ("start", "browse", "filter_services", "search", "choose", "next", "correct", "promise",
            "withdraw_promise", "scan", "detach_scan", "confirm", "back", "cancel", "finish", "rate",
            "keep_alive", "language", "request_sms", "repeat", "toggle_voice", "toggle_elder", "help",
-           "close_help")
+           "close_help", "give_consent", "end_help", "minimize_help")
 # what a touch may ask of the technician's maintenance (kiosk/maintenance.py); "request" is the
 # hidden gesture on the attract screen (5 touches in the top-left corner within 3 s)
 MAINTENANCE_ACTIONS = ("request", "press_digit", "clear_pin", "submit_pin", "cancel", "close", "show_devices",
@@ -80,6 +86,7 @@ MAINTENANCE_ACTIONS = ("request", "press_digit", "clear_pin", "submit_pin", "can
 _FIELD_MODES = {"phone": (["digits"], "-"), "number": (["digits"], "."), "date": (["digits"], "-")}
 _TEXT_MODES = ["pinyin", "handwriting", "letters", "digits"]
 SHOT_DELAY_S = 0.3  # a screenshot waits this long after a change, then for the next frame
+LAYOUT_DELAY_S = 0.1  # the touch-target snapshot waits this long after a change (layout settles)
 KEY_ESCAPE = 27
 KEY_F1 = 282
 
@@ -150,6 +157,13 @@ class KioskApp(App):
         self.screens: dict[str, KioskScreen] = {}
         self.overlay: IdleOverlay | None = None
         self.help_overlay: HelpOverlay | None = None
+        self.help_bar: HelpBar | None = None  # under the header while a help call is folded away
+        self.pointer: PointerRing | None = None  # the help desk's pointer
+        self._pointed: tuple[str, int] | None = None  # (call id, seq) of the last pointer shown
+        # touch targets as window fractions, rebuilt on the UI thread after each change and
+        # replaced whole (never changed in place), so another thread may read it any time
+        self._layout: dict[str, list[float]] = {}
+        self._layout_trigger: Callable[..., Any] | None = None
         self.editor: FieldEditor | None = None
         self.picker: ChoicePicker | None = None
         # the technician's PIN pad and maintenance screen (when the terminal has a Maintenance)
@@ -188,6 +202,12 @@ class KioskApp(App):
         self.frame = root
         self.overlay = IdleOverlay(self)
         self.help_overlay = HelpOverlay(self, getattr(self.ui, "help_hotline", "12345"))
+        self.help_bar = HelpBar(self)
+        self.pointer = PointerRing()
+        self.pointer.bind(showing=self._on_pointer_showing)
+        self._layout_trigger = Clock.create_trigger(self._snapshot_layout, LAYOUT_DELAY_S)
+        if self.terminal is not None and hasattr(self.terminal, "layout_provider"):
+            self.terminal.layout_provider = self.layout_fractions  # the fleet agent's view of the buttons
         self.editor = FieldEditor()
         self.picker = ChoicePicker()
         if self.maintenance is not None:
@@ -266,10 +286,7 @@ class KioskApp(App):
         assert self.overlay is not None and self.help_overlay is not None
         if self._shown is None or view.step != self._shown.step or view.language != self._shown.language:
             self._close_input()  # typing belongs to the step (and language) it started on
-        if view.help is not None and view.warning_seconds is None:
-            self.help_overlay.show(view, self.texts)
-        else:
-            self.help_overlay.hide()
+        self._render_help(view)
         if view.warning_seconds is not None:
             was_open = self.overlay.is_open
             self.overlay.show(view, self.texts)
@@ -288,7 +305,41 @@ class KioskApp(App):
             elif view.reason == "language":
                 self._schedule_shot(f"{view.step.value}-{view.language}")
         self._shown = view
+        self._refresh_layout()
         self.dispatch("on_view_shown", view)
+
+    def _render_help(self, view: View) -> None:
+        """The help card, the help bar (a call folded away) and the help desk's pointer."""
+        assert self.help_overlay is not None and self.help_bar is not None and self.pointer is not None
+        call = view.help
+        if call is not None and view.warning_seconds is None and not folded(call):
+            self.help_overlay.show(view, self.texts)
+        else:
+            self.help_overlay.hide()
+            if call is None and self.help_overlay.mode:
+                self.help_overlay.clear()  # the call is over: no staff message stays in a label
+        bar, frame = self.help_bar, self.frame
+        if folded(call):
+            self.help_bar.show(view, self.texts)
+            if bar.parent is None:
+                frame.add_widget(bar, index=len(frame.children) - 1)  # right under the header
+        elif bar.parent is not None:
+            frame.remove_widget(bar)
+            bar.clear()
+        pointer = getattr(call, "pointer", None) if call is not None and call.state == "connected" else None
+        if pointer is None:
+            if call is None or call.state != "connected":
+                self.pointer.hide()
+                self._pointed = None
+        elif (getattr(call, "call_id", ""), pointer[2]) != self._pointed:
+            self._pointed = (getattr(call, "call_id", ""), pointer[2])
+            self.pointer.point(pointer[0], pointer[1], self.theme.scale)
+
+    def _on_pointer_showing(self, _ring: Any, showing: bool) -> None:
+        if self.help_overlay is not None:
+            self.help_overlay.pointing = showing  # 请看屏幕上闪动的位置, while it flashes
+        if self.help_bar is not None:
+            self.help_bar.pointing = showing
 
     def _close_input(self) -> None:
         if self.editor is not None:
@@ -302,6 +353,7 @@ class KioskApp(App):
         assert self.editor is not None
         self.editor.edit(label, value, modes, on_done, language=self.visit.language, hint=hint,
                          max_length=max_length, extra_keys=extra_keys)
+        self._refresh_layout()
 
     def edit_field(self, field: FieldView, language: str) -> None:
         """The citizen touched a form field: its choices, or the keyboard that suits its type.
@@ -311,6 +363,7 @@ class KioskApp(App):
             assert self.picker is not None
             self.picker.pick(field.label, field.choices, field.raw, lambda value: self.act("correct", field.key, value),
                              texts.get("keyboard.cancel", language))
+            self._refresh_layout()
             return
         modes, extra = _FIELD_MODES.get(field.type, (_TEXT_MODES, ""))
         max_length = {"phone": 13, "date": 10, "number": 12}.get(field.type, 100)
@@ -413,11 +466,13 @@ class KioskApp(App):
             self._schedule_shot({MaintenanceState.ASKING: "maintenance-pin", MaintenanceState.OPEN: "maintenance",
                                  MaintenanceState.LOCKED: "attract"}[view.state])
         self._maintenance_shown = view
+        self._refresh_layout()
         self.dispatch("on_maintenance_shown", view)
 
     # -- the window ----------------------------------------------------------------------
     def _on_window_size(self, _window: Any, size: tuple[int, int]) -> None:
         self.theme.fit(*size)
+        self._refresh_layout()
 
     def _on_keyboard(self, _window: Any, key: int, *_args: Any) -> bool:
         if key in (KEY_ESCAPE, KEY_F1):
@@ -496,6 +551,49 @@ class KioskApp(App):
             if layer is not None and layer.is_open:
                 return layer, lambda _w: True
         return self.frame, lambda w: (screen := _screen_of(w)) is None or screen.name == self.manager.current
+
+
+    def layout_fractions(self) -> dict[str, list[float]]:
+        """The touch targets on the screen now, by action, as boxes [x, y, w, h] in fractions of
+        the window from the TOP-LEFT corner, cut to what can be seen: what the help desk's console
+        draws over the kiosk's screen so staff can point at a button. Safe from any thread (the
+        fleet agent's): it reads a snapshot the UI thread takes after each change."""
+        return {action: list(box) for action, box in self._layout.items()}
+
+    def _refresh_layout(self) -> None:
+        if self._layout_trigger is not None:
+            self._layout_trigger()  # once the layout has placed the widgets
+
+    def _snapshot_layout(self, _dt: float = 0.0) -> None:
+        from kivy.core.window import Window
+
+        width, height = float(Window.width), float(Window.height)
+        if width <= 0 or height <= 0:
+            return
+        boxes: dict[str, list[float]] = {}
+        for action, widget in actionable(*self.touch_layer()).items():
+            left, bottom, right, top = visible_box(widget, width, height)
+            if right > left and top > bottom:
+                boxes[action] = [round(left / width, 4), round((height - top) / height, 4),
+                                 round((right - left) / width, 4), round((top - bottom) / height, 4)]
+        self._layout = boxes  # replaced whole: a reader on another thread sees the old or the new
+
+
+def visible_box(widget: Any, width: float, height: float) -> tuple[float, float, float, float]:
+    """(left, bottom, right, top) of `widget` in window pixels, cut to the scroll views it sits in
+    and to the window: the part a touch can reach."""
+    from kivy.uix.scrollview import ScrollView
+
+    x, y = widget.to_window(widget.x, widget.y)
+    left, bottom, right, top = x, y, x + widget.width, y + widget.height
+    parent = widget.parent
+    while parent is not None and parent is not parent.parent:
+        if isinstance(parent, ScrollView):
+            px, py = parent.to_window(parent.x, parent.y)
+            left, bottom = max(left, px), max(bottom, py)
+            right, top = min(right, px + parent.width), min(top, py + parent.height)
+        parent = parent.parent
+    return max(left, 0.0), max(bottom, 0.0), min(right, width), min(top, height)
 
 
 def _screen_of(widget: Any) -> KioskScreen | None:
