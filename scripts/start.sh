@@ -45,6 +45,46 @@ else
   echo "[start] terminal $KIOSK__TERMINAL__ID is already enrolled"
 fi
 
+# The remote help desk (远程帮办): a fleet broker (mosquitto, TLS, an account per terminal), the
+# help-desk console on http://127.0.0.1:8790 with one demo supervisor, and this terminal
+# connected to both. KIOSK_DEMO_HELPDESK=0 leaves them out.
+if [[ ${KIOSK_DEMO_HELPDESK:-1} == 1 ]]; then
+  FLEET="$DATA/fleet"; DESK="$DATA/helpdesk"; BROKER_PORT=${FLEET_BROKER_PORT:-8883}
+  DESK_PORT=${HELPDESK_PORT:-8790}
+  if [[ ! -f $FLEET/broker/mosquitto.conf ]]; then
+    echo "[start] making the fleet broker's CA, certificate and accounts in $FLEET"
+    $PY -m fleet init --folder "$FLEET/broker" --name localhost --name 127.0.0.1 --listen 127.0.0.1 \
+      --port "$BROKER_PORT" >/dev/null
+    $PY -m fleet add-console --folder "$FLEET/broker" --out "$FLEET/console-password" >/dev/null
+    $PY -m fleet add-terminal "$KIOSK__TERMINAL__ID" --folder "$FLEET/broker" --out "$FLEET/terminal" >/dev/null
+  fi
+  echo "[start] starting the fleet broker (mosquitto) on 127.0.0.1:$BROKER_PORT (log: $FLEET/broker.log)"
+  $PY -m fleet serve --folder "$FLEET/broker" --host 127.0.0.1 --port "$BROKER_PORT" > "$FLEET/broker.log" 2>&1 &
+  BROKER_PID=$!
+  if [[ ! -f $DESK/console-key.json ]]; then
+    mkdir -p "$DESK"
+    $PY -m helpdesk keygen --data "$DESK" > "$DESK/terminal-settings.toml"
+    DEMO_PASSWORD=$($PY -c 'import secrets; print(secrets.token_urlsafe(12))')
+    printf '%s\n' "$DEMO_PASSWORD" | $PY -m helpdesk add-staff demo --role supervisor --display-name 演示坐席 \
+      --data "$DESK" >/dev/null
+    (umask 077; printf 'name: demo\npassword: %s\n' "$DEMO_PASSWORD" > "$DESK/demo-login.txt")
+  fi
+  echo "[start] starting the help-desk console on http://127.0.0.1:$DESK_PORT (log: $DESK/console.log)"
+  $PY -m helpdesk serve --data "$DESK" --broker-host 127.0.0.1 --broker-port "$BROKER_PORT" \
+    --ca-file "$FLEET/broker/ca.pem" --account-password-file "$FLEET/console-password" \
+    --port "$DESK_PORT" > "$DESK/console.log" 2>&1 &
+  DESK_PID=$!
+  trap 'kill "$PLATFORM_PID" "$BROKER_PID" "$DESK_PID" 2>/dev/null || true' EXIT
+  echo "[start] help-desk login: $(tr '\n' ' ' < "$DESK/demo-login.txt")(kept in $DESK/demo-login.txt)"
+  export KIOSK__FLEET__ENABLED=true KIOSK__FLEET__BROKER_HOST=127.0.0.1 KIOSK__FLEET__BROKER_PORT="$BROKER_PORT"
+  export KIOSK__FLEET__CA_FILE="$FLEET/terminal/fleet-ca.pem"
+  export KIOSK__FLEET__PASSWORD_FILE="$FLEET/terminal/fleet-password"
+  # the lines keygen printed are TOML (`console_public_key = "..."`): the quoted values as they are
+  KIOSK__FLEET__CONSOLE_PUBLIC_KEY=$(sed -n 's/^console_public_key = //p' "$DESK/terminal-settings.toml")
+  KIOSK__FLEET__CONSOLE_ALGORITHM=$(sed -n 's/^console_algorithm = //p' "$DESK/terminal-settings.toml")
+  export KIOSK__FLEET__CONSOLE_PUBLIC_KEY KIOSK__FLEET__CONSOLE_ALGORITHM
+fi
+
 args=(--emulated)
 if [[ ${1:-} == --fullscreen ]]; then shift; else args+=(--window 1280x800); fi
 if [[ -z ${DISPLAY:-} && -z ${WAYLAND_DISPLAY:-} ]]; then

@@ -8,6 +8,7 @@ Screenshots go to the pytest temp folder (HELPDESK_SHOTS=/some/dir keeps them el
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -114,6 +115,26 @@ def row_state(driver: Any, terminal_id: str) -> tuple[str, str] | None:
         return None
 
 
+def click(driver: Any, selector: str) -> None:
+    """Click what the selector finds now; live pages replace rows and buttons at any moment."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+
+    def clicked(d: Any) -> bool:
+        try:
+            css(d, selector).click()
+            return True
+        except (NoSuchElementException, StaleElementReferenceException):
+            return False
+
+    until(driver, clicked, f"click {selector}")
+
+
+def text_of(driver: Any, element_id: str) -> str:
+    """An element's text read in one script call: live pages re-render rows at any moment."""
+    return str(driver.execute_script(
+        "var e = document.getElementById(arguments[0]); return e ? e.innerText : '';", element_id))
+
+
 def test_staff_log_in_and_see_a_killed_terminal_go_offline(browser: Any, console_url: str, fleet_broker: Broker,
                                                            shots: Path, tmp_path: Path) -> None:
     account = fleet_broker.add_terminal("KIOSK-0042")
@@ -207,3 +228,98 @@ def test_accept_a_call_see_the_masked_screen_point_and_send_a_message(browser: A
         assert css(browser, "#send-message").get_attribute("disabled") is not None
     finally:
         sim.stop()
+
+
+def test_a_real_kiosk_help_call_from_the_console(browser: Any, console_url: str, fleet_broker: Broker,
+                                                 keypair: KeyPair, shots: Path, tmp_path: Path) -> None:
+    """The whole chain with the real terminal: a headless Terminal (emulated receipt printer,
+    FleetAgent over TLS with its own account) and this module's console in Chromium. Paper runs
+    out and the fleet page says so; the citizen presses 求助 on the form; staff accept, see the
+    screen masked, send a message the kiosk shows and speaks, point, see the values once the
+    citizen consents, move the visit to the notice, and end the call; both sides audit it."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.support.ui import Select
+    from terminal_config import write_config
+    from test_fleet_agent import TERMINAL, Card, Recorder, fleet_env, password_file
+
+    from config.loader import load_config
+    from govplatform.catalogue import load_catalogue
+    from kiosk.catalogue import Catalogue
+    from kiosk.terminal import Terminal
+    from kiosk.visit import Step
+
+    citizen = Card(name="赵小燕")
+    name, id_number = citizen.name, citizen.id_number  # the card is wiped when the visit ends
+    path = write_config(tmp_path, {"receipt_printer": "emulate = true\n[devices.receipt_printer.emulator]\n"
+                                                      "render = false"})
+    env = fleet_env(fleet_broker, password_file(tmp_path / "secret", fleet_broker.add_terminal(TERMINAL)), keypair)
+    speaker = Recorder()
+    terminal = Terminal(load_config(path, environ=env), speaker=speaker)
+    terminal.visit.replace_catalogue(Catalogue.from_platform(load_catalogue()))
+    terminal.start()
+    try:
+        assert terminal.fleet is not None and terminal.fleet.wait_connected(WAIT_S)
+        browser.get(console_url + "/")
+        if "/login" in browser.current_url:
+            css(browser, "#name").send_keys("wang")
+            css(browser, "#password").send_keys(PASSWORD)
+            css(browser, "#login-button").click()
+        browser.get(console_url + "/lang/zh-CN?next=/")  # an earlier test may have left it in English
+        until(browser, lambda d: (s := row_state(d, TERMINAL)) and s[0] == "yes", "the real terminal shows online")
+        terminal.emulators["receipt_printer"].paper_out()
+        until(browser, lambda d: "缺纸" in text_of(d, f"terminal-{TERMINAL}"), "the fleet page shows paper out")
+        browser.save_screenshot(str(shots / "e2e-fleet-paper-out.png"))
+        terminal.emulators["receipt_printer"].paper_ok()
+
+        visit = terminal.visit
+        visit.start()
+        visit.card_read(citizen)
+        visit.browse()
+        visit.choose("newborn")
+        visit.next()
+        assert visit.step is Step.FORM
+        browser.get(console_url + "/calls")
+        visit.help()  # the citizen's touch on 求助
+        until(browser, lambda d: d.find_elements("css selector", "button.accept"), "the call is queued")
+        click(browser, "button.accept")
+        until(browser, lambda d: f"/calls/{TERMINAL}/" in d.current_url, "the call page opens")
+        until(browser, lambda d: visit.view().help is not None and visit.view().help.state == "connected",
+              "the kiosk shows the staff member connected")
+        assert visit.view().help.staff == "王芳"
+        until(browser, lambda d: d.find_elements("css selector", ".k-field"), "the kiosk's form is mirrored")
+        page = browser.page_source
+        assert name not in page and id_number not in page, "personal values shown before consent"
+        assert "●●●" in css(browser, "#mirror").text
+        browser.save_screenshot(str(shots / "e2e-call-masked.png"))
+
+        css(browser, "#message-text").send_keys("请核对您的联系电话")
+        click(browser, "#send-message")
+        until(browser, lambda d: visit.view().help.messages == ("请核对您的联系电话",), "the kiosk shows the message")
+        until(browser, lambda d: "请核对您的联系电话" in speaker.texts, "the kiosk speaks the message")
+
+        mirror = css(browser, "#mirror")
+        ActionChains(browser).move_to_element_with_offset(mirror, 0, 0).click().perform()  # the centre
+        pointer = until(browser, lambda d: visit.view().help.pointer, "the kiosk shows the pointer")
+        assert abs(pointer[0] - 0.5) < 0.1 and abs(pointer[1] - 0.5) < 0.1, pointer
+
+        visit.give_consent(True)  # the citizen's touch on 显示我的信息
+        until(browser, lambda d: name in text_of(d, "mirror"), "consented values are mirrored")
+        browser.save_screenshot(str(shots / "e2e-call-consented.png"))
+
+        Select(css(browser, "#goto-step")).select_by_value("notice")
+        click(browser, "#goto-button")
+        until(browser, lambda d: visit.step is Step.NOTICE, "the visit moves to the notice")
+
+        click(browser, "#end-call")
+        until(browser, lambda d: d.switch_to.alert, "the page asks to confirm ending the call").accept()
+        until(browser, lambda d: visit.view().help.state == "ended", "the kiosk shows the call ended")
+    finally:
+        terminal.stop()
+    kiosk_audit = [json.loads(line) for line in
+                   (terminal.data_dir / terminal.cfg.fleet.audit_file).read_text(encoding="utf-8").splitlines()]
+    done = [(line["action"], line["outcome"]) for line in kiosk_audit]
+    for action in ("accept_call", "message", "point", "goto_step", "end_call"):
+        assert (action, "done") in done, done
+    assert all(line["who"] == "staff:王芳" for line in kiosk_audit if line["action"] == "message")
+    assert name not in json.dumps(kiosk_audit, ensure_ascii=False)
+    assert id_number not in json.dumps(kiosk_audit, ensure_ascii=False)
