@@ -13,7 +13,10 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def setup_logging(level: str = "INFO", file: Path | None = None, console: bool = True) -> None:
     root = logging.getLogger()
     for handler in list(root.handlers):
-        if getattr(handler, "_kiosk", False):
+        # ours from an earlier call, and a plain stderr handler a library's import-time
+        # logging.basicConfig() left (python-escpos does): it has no privacy filter, and
+        # printed every line twice
+        if getattr(handler, "_kiosk", False) or type(handler) is logging.StreamHandler:
             root.removeHandler(handler)
             handler.close()
     handlers: list[logging.Handler] = []

@@ -24,7 +24,11 @@ NEW_PLATFORM=0; [[ -d $GOVPLATFORM_DATA_DIR ]] || NEW_PLATFORM=1
 echo "[start] starting the reference platform on $URL (data in $GOVPLATFORM_DATA_DIR)"
 $PY -m govplatform serve --port "$PORT" > "$DATA/platform.log" 2>&1 &
 PLATFORM_PID=$!
-trap 'kill "$PLATFORM_PID" 2>/dev/null || true' EXIT
+PIDS=("$PLATFORM_PID")
+# whatever ends this script (the kiosk stopped, Ctrl-C, a kill) stops what it started
+trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
 for _ in $(seq 1 100); do
   if $PY -c "import requests,sys; requests.get('$URL/v1/health', timeout=1).raise_for_status()" 2>/dev/null; then
     break
@@ -60,7 +64,7 @@ if [[ ${KIOSK_DEMO_HELPDESK:-1} == 1 ]]; then
   fi
   echo "[start] starting the fleet broker (mosquitto) on 127.0.0.1:$BROKER_PORT (log: $FLEET/broker.log)"
   $PY -m fleet serve --folder "$FLEET/broker" --host 127.0.0.1 --port "$BROKER_PORT" > "$FLEET/broker.log" 2>&1 &
-  BROKER_PID=$!
+  PIDS+=($!)
   if [[ ! -f $DESK/console-key.json ]]; then
     mkdir -p "$DESK"
     $PY -m helpdesk keygen --data "$DESK" > "$DESK/terminal-settings.toml"
@@ -73,8 +77,7 @@ if [[ ${KIOSK_DEMO_HELPDESK:-1} == 1 ]]; then
   $PY -m helpdesk serve --data "$DESK" --broker-host 127.0.0.1 --broker-port "$BROKER_PORT" \
     --ca-file "$FLEET/broker/ca.pem" --account-password-file "$FLEET/console-password" \
     --port "$DESK_PORT" > "$DESK/console.log" 2>&1 &
-  DESK_PID=$!
-  trap 'kill "$PLATFORM_PID" "$BROKER_PID" "$DESK_PID" 2>/dev/null || true' EXIT
+  PIDS+=($!)
   echo "[start] help-desk login: $(tr '\n' ' ' < "$DESK/demo-login.txt")(kept in $DESK/demo-login.txt)"
   export KIOSK__FLEET__ENABLED=true KIOSK__FLEET__BROKER_HOST=127.0.0.1 KIOSK__FLEET__BROKER_PORT="$BROKER_PORT"
   export KIOSK__FLEET__CA_FILE="$FLEET/terminal/fleet-ca.pem"
@@ -92,4 +95,9 @@ if [[ -z ${DISPLAY:-} && -z ${WAYLAND_DISPLAY:-} ]]; then
   args=(--emulated --headless)
 fi
 echo "[start] python main.py ${args[*]} $*"
-$PY main.py "${args[@]}" "$@"
+# in the background with our stdin (the emulator console reads it), so a TERM to this script
+# stops the kiosk and everything above through the traps
+$PY main.py "${args[@]}" "$@" <&0 &
+KIOSK_PID=$!
+PIDS+=("$KIOSK_PID")
+wait "$KIOSK_PID"

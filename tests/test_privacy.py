@@ -42,3 +42,26 @@ def test_log_file_never_holds_clear_data(tmp_path) -> None:
     assert "11010519491231002X" not in text and "李四" not in text
     assert "110105********002X" in text and "ValueError" in text
     setup_logging("INFO", None, console=False)
+
+
+def test_setup_logging_drops_a_librarys_unfiltered_stderr_handler() -> None:
+    """python-escpos calls logging.basicConfig() when imported: its plain stderr handler would
+    print every line again, without the privacy filter."""
+    import logging
+
+    from kiosk.logsetup import setup_logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    stray = logging.StreamHandler()
+    root.addHandler(stray)
+    try:
+        setup_logging("INFO", None, console=True)
+        assert stray not in root.handlers
+        ours = [h for h in root.handlers if getattr(h, "_kiosk", False)]
+        assert len(ours) == 1 and all(any(type(f).__name__ == "PrivacyFilter" for f in h.filters) for h in ours)
+        assert all(h in root.handlers for h in before if type(h) is not logging.StreamHandler)  # pytest's stay
+    finally:
+        for handler in list(root.handlers):
+            if getattr(handler, "_kiosk", False) or handler is stray:
+                root.removeHandler(handler)
