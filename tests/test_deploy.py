@@ -187,6 +187,18 @@ def problems(done: subprocess.CompletedProcess[str], *names: str) -> list[str]:
     return [line for line in lines if any(name in line for name in names)] or (lines if done.returncode else [])
 
 
+def test_help_desk_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    tool = systemd_analyze()
+    (tmp_path / "helpdesk.service").write_text(render(UNITS / "helpdesk.service", tmp_path))
+    done = verify(tool, tmp_path, "helpdesk.service")
+    found = problems(done, "helpdesk.service", str(tmp_path))
+    assert done.returncode == 0 and not found, "\n".join(found)
+    unit = (UNITS / "helpdesk.service").read_text()
+    assert "--host 127.0.0.1" in unit and "--https-only" in unit  # behind a TLS proxy, never open
+    dropin = (UNITS / "mosquitto-fleet.conf").read_text()
+    assert "ExecStart=\nExecStart=/usr/sbin/mosquitto -c /etc/kiosk-fleet/mosquitto.conf" in dropin
+
+
 def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     tool = systemd_analyze()
     for name in ("kiosk.service", "kiosk-retry.service"):
