@@ -132,7 +132,7 @@ class BrokerFolder:
         if not self.passwd.exists():
             raise BrokerError(f"{self.folder} is not a broker folder yet: run `python -m fleet init` first")
         result = subprocess.run([_tool(MOSQUITTO_PASSWD), "-b", str(self.passwd), username, password],
-                                capture_output=True, text=True, timeout=30)
+                                capture_output=True, text=True, timeout=30, check=False)
         if result.returncode != 0:
             raise BrokerError(f"mosquitto_passwd could not add {username}: {result.stderr.strip()}")
         os.chmod(self.passwd, 0o600)
@@ -140,7 +140,7 @@ class BrokerFolder:
 
     def remove_account(self, username: str) -> None:
         result = subprocess.run([_tool(MOSQUITTO_PASSWD), "-D", str(self.passwd), username],
-                                capture_output=True, text=True, timeout=30)
+                                capture_output=True, text=True, timeout=30, check=False)
         if result.returncode != 0:
             raise BrokerError(f"mosquitto_passwd could not remove {username}: {result.stderr.strip()}")
 
@@ -164,7 +164,7 @@ class Broker:
     def ca_file(self) -> str:
         return str(self.files.ca_file)
 
-    def start(self, timeout_s: float = 20.0) -> "Broker":
+    def start(self, timeout_s: float = 20.0) -> Broker:
         if not self.port:
             self.port = _free_port(self.host)
         run_as = "root" if os.geteuid() == 0 else ""  # our files are owner-only: no privilege drop
@@ -174,13 +174,10 @@ class Broker:
             self.files.write_conf(self.host, self.port, run_as)
         if not self._console_password:  # kept across restarts: a connected console reconnects
             self._console_password = self.files.add_account(CONSOLE_USER)
-        log_file = open(self.files.folder / "mosquitto.log", "ab")
-        try:
+        with open(self.files.folder / "mosquitto.log", "ab") as log_file:  # the child keeps its own copy
             self.process = subprocess.Popen([_tool(MOSQUITTO), "-c", str(self.files.conf)],
                                             stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
                                             start_new_session=True)
-        finally:
-            log_file.close()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -229,7 +226,7 @@ class Broker:
                 self.process.wait(10)
         self.process = None
 
-    def __enter__(self) -> "Broker":
+    def __enter__(self) -> Broker:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:

@@ -31,8 +31,9 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from govapi.signing import KeyPair, verify
 
@@ -65,8 +66,20 @@ ROLE_COMMANDS: dict[str, frozenset[str]] = {
 MAX_MESSAGE_CHARS = 300
 
 
+# why a terminal refused a command: `code` in up/reply, so the console can say it in the
+# staff member's language (the `reason` beside it is the terminal's English sentence)
+REFUSAL_CODES = ("malformed", "forged", "wrong_terminal", "stale", "replayed", "not_allowed", "invalid",
+                 "no_console_key", "call_over", "step_not_allowed", "no_device", "no_restart",
+                 "device_failed", "no_media", "media_failed")
+
+
 class ProtocolError(ValueError):
-    """A fleet message that is malformed, unsigned, forged, stale, replayed or not for us."""
+    """A fleet message that is malformed, unsigned, forged, stale, replayed or not for us;
+    `code` is one of REFUSAL_CODES."""
+
+    def __init__(self, message: str, code: str = "invalid") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def topic(terminal_id: str, direction: str, kind: str) -> str:
@@ -180,27 +193,29 @@ class CommandVerifier:
         """The envelope when it may be carried out; ProtocolError saying why not."""
         for key in ("id", "terminal", "action", "args", "staff", "role", "issued", "expires", "alg", "sig"):
             if key not in envelope:
-                raise ProtocolError(f"command without {key!r}")
+                raise ProtocolError(f"command without {key!r}", "malformed")
         if not isinstance(envelope["sig"], str) or envelope["alg"] != self.algorithm:
-            raise ProtocolError(f"command signed with {envelope['alg']!r}, expected {self.algorithm!r}")
+            raise ProtocolError(f"command signed with {envelope['alg']!r}, expected {self.algorithm!r}", "forged")
         if not verify(self.algorithm, self.public_key, _canonical(envelope), envelope["sig"]):
-            raise ProtocolError("command signature does not verify with the console's key: forged or altered")
+            raise ProtocolError("command signature does not verify with the console's key: forged or altered",
+                                "forged")
         if envelope["terminal"] != self.terminal_id:
-            raise ProtocolError(f"command is for terminal {str(envelope['terminal'])[:64]!r}, not this one")
+            raise ProtocolError(f"command is for terminal {str(envelope['terminal'])[:64]!r}, not this one",
+                                "wrong_terminal")
         now = self.clock()
         issued, expires = envelope["issued"], envelope["expires"]
         if not isinstance(issued, (int, float)) or not isinstance(expires, (int, float)):
-            raise ProtocolError("command times are not numbers")
+            raise ProtocolError("command times are not numbers", "malformed")
         if now > expires or issued > now + COMMAND_TTL_S:
-            raise ProtocolError("command is stale or from the future: check both clocks (NTP)")
+            raise ProtocolError("command is stale or from the future: check both clocks (NTP)", "stale")
         cmd_id = str(envelope["id"])
         for seen, until in list(self._seen.items()):
             if until < now:
                 del self._seen[seen]
         if cmd_id in self._seen:
-            raise ProtocolError("command id seen before: a replay")
+            raise ProtocolError("command id seen before: a replay", "replayed")
         check_args(str(envelope["action"]), envelope["args"])  # an unknown action is named as such
         if envelope["action"] not in ROLE_COMMANDS.get(str(envelope["role"]), frozenset()):
-            raise ProtocolError(f"role {envelope['role']!r} may not send {envelope['action']!r}")
+            raise ProtocolError(f"role {envelope['role']!r} may not send {envelope['action']!r}", "not_allowed")
         self._seen[cmd_id] = float(expires)
         return envelope

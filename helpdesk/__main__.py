@@ -139,7 +139,12 @@ def _setup_logging(level: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from fleet.client import FleetAccount, FleetAccountError, read_password_file, tls_context
+    from fleet.client import (
+        FleetAccount,
+        FleetAccountError,
+        read_password_file,
+        tls_context,
+    )
     from govapi.signing import KeyFileError
     from helpdesk.app import create_app
     from helpdesk.console import Console, ConsoleSettings

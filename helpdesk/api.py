@@ -15,14 +15,33 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from fleet.protocol import MAX_MESSAGE_CHARS, ProtocolError, check_terminal_id
+from fleet.protocol import (
+    MAX_MESSAGE_CHARS,
+    REFUSAL_CODES,
+    ProtocolError,
+    check_terminal_id,
+)
 from helpdesk.bridge import CommandFailed, NoAnswer, NotConnected, Refused
 from helpdesk.console import Console
 from helpdesk.events import FLEET, call_scope
 from helpdesk.store import Call, CallTaken, Staff
-from helpdesk.web import GOTO_STEPS, ApiError, check_api_request, owned_call, require_action, require_staff, text
+from helpdesk.web import (
+    GOTO_STEPS,
+    ApiError,
+    check_api_request,
+    owned_call,
+    require_action,
+    require_staff,
+    text,
+)
 
 KEEPALIVE_S = 15.0
+
+
+def refusal_words(request: Request, exc: Refused) -> str:
+    """Why the terminal said no, in the staff member's language when its code is known (the
+    terminal's own English sentence otherwise)."""
+    return text(request, f"refusal.{exc.code}") if exc.code in REFUSAL_CODES else str(exc)
 
 
 def _sse(kind: str, data: dict[str, Any]) -> str:
@@ -92,7 +111,7 @@ def build_router(the_console: Console) -> APIRouter:
                 while True:
                     try:
                         item = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_S)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         if not the_console.store.session_open(sid, staff.name):
                             return  # logged out elsewhere
                         yield ": keep-alive\n\n"
@@ -139,7 +158,7 @@ def build_router(the_console: Console) -> APIRouter:
             if isinstance(exc, NoAnswer):
                 raise ApiError(504, "error.no_answer", terminal=terminal, seconds=f"{timeout:.0f}") from None
             if isinstance(exc, Refused):
-                raise ApiError(409, "error.refused", reason=str(exc)) from None
+                raise ApiError(409, "error.refused", reason=refusal_words(request, exc)) from None
             raise ApiError(exc.status, "error.not_connected") from None
         store.audit(staff.name, audit_action, "ok", terminal=terminal, call_id=call_id, details=details)
         return {"ok": True, "cmd_id": reply.cmd_id}
@@ -275,7 +294,7 @@ def build_router(the_console: Console) -> APIRouter:
             if isinstance(exc, NoAnswer):
                 raise ApiError(504, "error.no_answer", terminal=terminal, seconds=f"{timeout:.0f}") from None
             if isinstance(exc, Refused):
-                raise ApiError(409, "error.refused", reason=str(exc)) from None
+                raise ApiError(409, "error.refused", reason=refusal_words(request, exc)) from None
             raise ApiError(503, "error.not_connected") from None
         store.audit(staff.name, "media_start", "ok", terminal=terminal, call_id=call_id)
         the_console.calls.set_media(terminal, call_id, "on")

@@ -23,7 +23,14 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from helpdesk import api, pages
 from helpdesk.console import Console
-from helpdesk.web import SECURITY_HEADERS, ApiError, error_response, render, session_staff, text
+from helpdesk.web import (
+    SECURITY_HEADERS,
+    ApiError,
+    error_response,
+    render,
+    session_staff,
+    text,
+)
 
 HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "helpdesk_session"

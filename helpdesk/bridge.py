@@ -23,15 +23,23 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleet.client import FleetAccount, make_client
-from fleet.protocol import ProtocolError, command_topic, decode, encode, parse_topic, sign_command
+from fleet.protocol import (
+    ProtocolError,
+    command_topic,
+    decode,
+    encode,
+    parse_topic,
+    sign_command,
+)
 from govapi.masking import mask_numbers
 from govapi.signing import KeyPair
 from helpdesk.calls import CallDesk
@@ -66,9 +74,14 @@ class NoAnswer(CommandFailed):
 
 
 class Refused(CommandFailed):
-    """The terminal answered and said no (wrong call, nothing to restart, no camera...)."""
+    """The terminal answered and said no (wrong call, nothing to restart, no camera...);
+    `code` is its fleet.protocol.REFUSAL_CODES word, for saying it in the staff's language."""
 
     status = 409
+
+    def __init__(self, reason: str, code: str = "") -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -304,13 +317,14 @@ class FleetBridge:
         cmd_id, fut = self.publish_command(terminal, action, args, staff)
         try:
             reply = await asyncio.wait_for(asyncio.wrap_future(fut), timeout_s)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise NoAnswer(f"no answer from the terminal {terminal} within {timeout_s:.0f} s: it may be "
                            "offline or busy") from None
         finally:
             self._forget(cmd_id)
         if not reply.ok:
-            raise Refused(reply.reason or "the terminal refused the command without a reason")
+            raise Refused(reply.reason or "the terminal refused the command without a reason",
+                          str(reply.data.get("code") or ""))
         return reply
 
     async def media_offer(self, terminal: str, call_id: str, sdp: str, staff: Staff, *,
@@ -341,7 +355,8 @@ class FleetBridge:
                 if reply_task in done and not reply_task.cancelled():
                     reply = reply_task.result()
                     if not reply.ok:
-                        raise Refused(reply.reason or "the terminal could not start audio/video")
+                        raise Refused(reply.reason or "the terminal could not start audio/video",
+                                      str(reply.data.get("code") or ""))
             answer = media_task.result()
         finally:
             self._forget(cmd_id)

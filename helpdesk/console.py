@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from config.texts import Texts
 from fleet.client import FleetAccount
@@ -13,7 +13,12 @@ from helpdesk.bridge import FleetBridge
 from helpdesk.calls import CallDesk
 from helpdesk.events import EventHub
 from helpdesk.fleet_state import DEFAULT_HEARTBEAT_S, FleetState
-from helpdesk.secrets_store import DATABASE_FILE, load_key, prepare_folder, session_secret
+from helpdesk.secrets_store import (
+    DATABASE_FILE,
+    load_key,
+    prepare_folder,
+    session_secret,
+)
 from helpdesk.store import Store
 
 TEXTS_FILE = Path(__file__).with_name("texts.toml")

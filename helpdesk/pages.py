@@ -13,7 +13,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from helpdesk.console import Console
 from helpdesk.store import Staff
-from helpdesk.web import LANGUAGES, ApiError, check_form_origin, language, owned_call, render, session_staff, text
+from helpdesk.web import (
+    LANGUAGES,
+    ApiError,
+    check_form_origin,
+    language,
+    owned_call,
+    render,
+    session_staff,
+    text,
+)
 
 
 def page_staff(request: Request) -> Staff:

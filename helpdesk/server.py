@@ -31,7 +31,7 @@ class ConsoleServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, timeout_s: float = 20.0) -> "ConsoleServer":
+    def start(self, timeout_s: float = 20.0) -> ConsoleServer:
         self._sock.listen(128)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
                                         name="helpdesk-http", daemon=True)
@@ -50,7 +50,7 @@ class ConsoleServer:
             self._thread.join(10)
         self._sock.close()
 
-    def __enter__(self) -> "ConsoleServer":
+    def __enter__(self) -> ConsoleServer:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:

@@ -22,7 +22,14 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from fleet.client import FleetAccount, make_client, read_password_file
-from fleet.protocol import CommandVerifier, ProtocolError, command_topic, decode, encode, up
+from fleet.protocol import (
+    CommandVerifier,
+    ProtocolError,
+    command_topic,
+    decode,
+    encode,
+    up,
+)
 
 DEFAULT_DEVICES = {
     "idcard": {"class": "idcard", "state": "online", "media": "not_supported", "fault": ""},
@@ -90,7 +97,7 @@ class SimTerminal:
         self._started = time.time()
 
     # -- life ------------------------------------------------------------------------------------
-    def start(self, *, heartbeats: bool = True, timeout_s: float = 20.0) -> "SimTerminal":
+    def start(self, *, heartbeats: bool = True, timeout_s: float = 20.0) -> SimTerminal:
         self._client.connect_async(self.account.host, self.account.port, keepalive=self.keepalive_s)
         self._client.loop_start()
         if not self.connected.wait(timeout_s):

@@ -52,7 +52,7 @@ class ApiError(Exception):
         self.values = values
 
 
-def console(request: Request) -> "Console":
+def console(request: Request) -> Console:
     return request.app.state.console  # type: ignore[no-any-return]
 
 

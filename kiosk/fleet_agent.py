@@ -26,7 +26,8 @@ What goes up (topics in fleet/protocol.py; every payload also has "v": 1)::
                    "since", "location", "staff", "consent", "reason"}
                    reason (ended): "citizen_ended", "staff_ended", "visit_ended"
     up/screen     {"call_id", "seq", "consent", "mirror"}     (kiosk/screen_mirror.py)
-    up/reply      {"cmd_id", "action", "ok", "reason", "detail"}
+    up/reply      {"cmd_id", "action", "ok", "reason", "code", "detail"}
+                   code: why it was refused, one of fleet.protocol.REFUSAL_CODES ("" when done)
     up/media      {"call_id", "type": "answer", "sdp"} | {"call_id", "error"}
 
 Nothing personal goes up except mirror values the citizen consented to show; nothing personal
@@ -308,7 +309,8 @@ class FleetAgent:
             call, reason = item
             self._end(call, reason, self.visit.view())
         elif kind == "reply":
-            self._reply(*item)
+            cmd_id, action, ok, reason, detail, *code = item
+            self._reply(cmd_id, action, ok, reason, detail, code=code[0] if code else "")
         now = time.monotonic()
         if now >= self._next_heartbeat and self._next_heartbeat:
             self._heartbeat()
@@ -508,10 +510,10 @@ class FleetAgent:
             envelope = protocol.decode(data)
             if not self.fleet.console_public_key:
                 raise ProtocolError("no console key is configured ([fleet] console_public_key): "
-                                    "every command is refused")
+                                    "every command is refused", "no_console_key")
             self.verifier.check(envelope)
         except ProtocolError as exc:
-            self._refused(envelope, str(exc))
+            self._refused(envelope, str(exc), exc.code)
             return
         action, args = str(envelope["action"]), dict(envelope["args"])
         who = f"staff:{str(envelope['staff'])[:64]}"
@@ -520,24 +522,24 @@ class FleetAgent:
             call = self._call
             if call is None or call.state == "pending" or args["call_id"] != call.call_id:
                 self._refused(envelope, f"call {str(args['call_id'])[:32]!r} is not the help call on this "
-                              "terminal now (it ended, or it never was)", verified=True)
+                              "terminal now (it ended, or it never was)", "call_over", verified=True)
                 return
         handler = getattr(self, f"_do_{action}")
         try:
             outcome = handler(cmd_id, who, args)
         except HelpNotAllowed as exc:
-            self._done(cmd_id, action, who, args, False, str(exc))
+            self._done(cmd_id, action, who, args, False, str(exc), code="step_not_allowed")
             return
         if outcome is not None:  # None: finished later, on its own thread
-            ok, reason = outcome
-            self._done(cmd_id, action, who, args, ok, reason)
+            ok, reason, *code = outcome
+            self._done(cmd_id, action, who, args, ok, reason, code=code[0] if code else "")
 
-    def _refused(self, envelope: dict[str, Any], reason: str, *, verified: bool = False) -> None:
+    def _refused(self, envelope: dict[str, Any], reason: str, code: str, *, verified: bool = False) -> None:
         cmd_id = str(envelope.get("id", ""))[:64]
         action = str(envelope.get("action", ""))[:40]
         staff = str(envelope.get("staff", ""))[:64]
         log.warning("fleet: command %s refused: %s", action or "?", reason)
-        self._reply(cmd_id, action, False, reason)
+        self._reply(cmd_id, action, False, reason, code=code)
         who = f"staff:{staff}" if verified else "unverified"
         facts: dict[str, Any] = {} if verified else {"claimed_staff": staff}
         args = envelope.get("args")
@@ -551,16 +553,18 @@ class FleetAgent:
         self._publish_devices()
 
     def _done(self, cmd_id: str, action: str, who: str, args: dict[str, Any], ok: bool, reason: str = "",
-              detail: str = "") -> None:
+              detail: str = "", *, code: str = "") -> None:
         facts = {k: v for k, v in args.items() if k in ("call_id", "device", "step", "x", "y", "staff_name")}
         if action == "message":
             facts["chars"] = len(args.get("text", ""))
         self._audit(who, action, "done" if ok else "failed", cmd_id=cmd_id,
                     **facts, **({"reason": reason} if reason else {}), **({"detail": detail} if detail else {}))
-        self._reply(cmd_id, action, ok, reason, detail)
+        self._reply(cmd_id, action, ok, reason, detail, code=code if not ok else "")
 
-    def _reply(self, cmd_id: str, action: str, ok: bool, reason: str = "", detail: str = "") -> None:
-        self._publish("reply", {"cmd_id": cmd_id, "action": action, "ok": ok, "reason": reason, "detail": detail})
+    def _reply(self, cmd_id: str, action: str, ok: bool, reason: str = "", detail: str = "", *,
+               code: str = "") -> None:
+        self._publish("reply", {"cmd_id": cmd_id, "action": action, "ok": ok, "reason": reason, "code": code,
+                                "detail": detail})
 
     def _audit(self, who: str, action: str, outcome: str, **facts: Any) -> None:
         try:
@@ -573,14 +577,15 @@ class FleetAgent:
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
 
-    # one method per command in fleet.protocol.COMMANDS: (ok, reason) now, or None when a thread
-    # of its own answers later (through the worker's queue)
-    def _do_restart_device(self, cmd_id: str, who: str, args: dict[str, Any]) -> tuple[bool, str] | None:
+    # one method per command in fleet.protocol.COMMANDS: (ok, reason[, refusal code]) now, or None
+    # when a thread of its own answers later (through the worker's queue)
+    def _do_restart_device(self, cmd_id: str, who: str, args: dict[str, Any]) -> tuple[Any, ...] | None:
         name = args["device"]
         if name not in self.devices:
-            return False, f"this terminal has no device named {name[:40]!r} (it has {', '.join(self.devices) or 'none'})"
+            return (False, f"this terminal has no device named {name[:40]!r} (it has "
+                    f"{', '.join(self.devices) or 'none'})", "no_device")
         if self.restart is None:
-            return False, "device restarts are not available on this terminal"
+            return False, "device restarts are not available on this terminal", "no_restart"
         restart = self.restart
 
         def work() -> None:
@@ -593,53 +598,54 @@ class FleetAgent:
             self._audit(who, "restart_device", outcome if not ok else "done", cmd_id=cmd_id,
                         **facts, **({"fault": fault} if fault else {}))
             self._work.put(("reply", (cmd_id, "restart_device", ok, "" if ok else mask_text(fault or outcome),
-                                      outcome)))
+                                      outcome, "" if ok else "device_failed")))
             self._work.put(("devices", None))
 
         self._spawn("fleet-restart", work)
         return None
 
-    def _do_reset_visit(self, _cmd_id: str, _who: str, _args: dict[str, Any]) -> tuple[bool, str]:
+    def _do_reset_visit(self, _cmd_id: str, _who: str, _args: dict[str, Any]) -> tuple[Any, ...]:
         if self.visit.step is Step.ATTRACT:
             return True, "no visit was going on"
         self.visit.wipe("help_desk")
         return True, ""
 
-    def _do_accept_call(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[bool, str]:
+    def _do_accept_call(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[Any, ...]:
         call = self._call
         if call is None or call.state != "waiting":
-            return False, "the call is not waiting any more"
+            return False, "the call is not waiting any more", "call_over"
         if not self.visit.help_connected(args["call_id"], args["staff_name"][:40]):
-            return False, "the citizen's help call has ended"
+            return False, "the citizen's help call has ended", "call_over"
         return True, ""
 
-    def _do_end_call(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[bool, str]:
+    def _do_end_call(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[Any, ...]:
         if not self.visit.help_ended(args["call_id"], "staff"):
-            return False, "the call has already ended"
+            return False, "the call has already ended", "call_over"
         return True, ""
 
-    def _do_message(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[bool, str]:
+    def _do_message(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[Any, ...]:
         if not self.visit.help_message(args["call_id"], args["text"].strip()):
-            return False, "the call is not connected"
+            return False, "the call is not connected", "call_over"
         return True, ""
 
-    def _do_point(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[bool, str]:
+    def _do_point(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[Any, ...]:
         if not self.visit.help_pointer(args["call_id"], args["x"], args["y"]):
-            return False, "the call is not connected"
+            return False, "the call is not connected", "call_over"
         return True, ""
 
-    def _do_goto_step(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[bool, str]:
+    def _do_goto_step(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[Any, ...]:
         try:
             step = Step(args["step"])
         except ValueError:
-            return False, f"there is no step {args['step'][:20]!r} (home, choose, notice, form, materials, review)"
+            return (False, f"there is no step {args['step'][:20]!r} (home, choose, notice, form, materials, "
+                    "review)", "invalid")
         if not self.visit.help_goto(args["call_id"], step):
-            return False, "the call is not connected"
+            return False, "the call is not connected", "call_over"
         return True, ""
 
-    def _do_ask_consent(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[bool, str]:
+    def _do_ask_consent(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[Any, ...]:
         if not self.visit.ask_consent(args["call_id"]):
-            return False, "the call is not connected"
+            return False, "the call is not connected", "call_over"
         return True, ""
 
     def _media_configured(self) -> bool:
@@ -660,9 +666,9 @@ class FleetAgent:
                                             ice_servers=list(self.fleet.ice_servers))
             return self._media
 
-    def _do_media_offer(self, cmd_id: str, who: str, args: dict[str, Any]) -> tuple[bool, str] | None:
+    def _do_media_offer(self, cmd_id: str, who: str, args: dict[str, Any]) -> tuple[Any, ...] | None:
         if not self._media_configured():
-            return False, "no microphone or camera configured"
+            return False, "no microphone or camera configured", "no_media"
         call_id, offer = args["call_id"], args["sdp"]
 
         def work() -> None:
@@ -673,13 +679,13 @@ class FleetAgent:
                 log.warning("fleet: help-call media not answered: %s", reason)
                 self._publish("media", {"call_id": call_id, "error": reason})
                 self._audit(who, "media_offer", "failed", cmd_id=cmd_id, call_id=call_id, reason=reason)
-                self._work.put(("reply", (cmd_id, "media_offer", False, reason, "")))
+                self._work.put(("reply", (cmd_id, "media_offer", False, reason, "", "media_failed")))
                 return
             with self._call_lock:
                 still = self._call is not None and self._call.call_id == call_id
             if not still:  # the call ended while the answer was made
                 self._stop_media(call_id)
-                self._work.put(("reply", (cmd_id, "media_offer", False, "the call has ended", "")))
+                self._work.put(("reply", (cmd_id, "media_offer", False, "the call has ended", "", "call_over")))
                 return
             self._publish("media", {"call_id": call_id, "type": "answer", "sdp": answer})
             self._audit(who, "media_offer", "done", cmd_id=cmd_id, call_id=call_id)
@@ -688,7 +694,7 @@ class FleetAgent:
         self._spawn("fleet-media", work)
         return None
 
-    def _do_media_stop(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[bool, str]:
+    def _do_media_stop(self, _cmd_id: str, _who: str, args: dict[str, Any]) -> tuple[Any, ...]:
         self._stop_media(args["call_id"])
         return True, ""
 

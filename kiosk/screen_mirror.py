@@ -16,7 +16,8 @@ The mirror (a JSON object; texts in the visit's language)::
      "prompt": {"text": "...", "masked": false} | null,
      "message": {"text": "...", "masked": false} | null,
      "position": [2, 4] | null, "position_text": "第 2 步，共 4 步",
-     "item": {"id": "newborn", "title": "..."} | null,
+     "item": {"id": "newborn", "title": "...", "summary", "notice", "steps": [...],
+              "departments": [...], "time_limit_days", "includes": [...]} | null,
      "services": [{"id": "...", "title": "..."}], "query": {"text": "", "masked": false},
      "fields": [{"key", "label", "value", "type", "source", "required", "editable", "problem",
                  "masked"}],
@@ -132,7 +133,7 @@ def mirror(view: View, texts: Texts, *, consent: bool, layout: dict[str, Any] | 
         "message": shown(view.message_key, view.message_values),
         "position": [n, total] if total else None,
         "position_text": m.plain(render(texts, "header.position", lang, {"n": n, "m": total})) if total else "",
-        "item": {"id": view.item.id, "title": m.plain(view.item.title)} if view.item is not None else None,
+        "item": _item(view, m),
         "services": [{"id": sid, "title": m.plain(title)} for sid, title in view.services],
         "query": _query(view.query, m),
         "fields": [_field(f, texts, lang, m) for f in view.fields],
@@ -152,6 +153,17 @@ def mirror(view: View, texts: Texts, *, consent: bool, layout: dict[str, Any] | 
         "voice_on": view.voice_on,
     }
     return out
+
+
+def _item(view: View, m: _Masker) -> dict[str, Any] | None:
+    """The chosen item as the notice step shows it (catalogue words; scrubbed all the same)."""
+    item = view.item
+    if item is None:
+        return None
+    return {"id": item.id, "title": m.plain(item.title), "summary": m.plain(item.summary),
+            "notice": m.plain(item.notice), "steps": [m.plain(x) for x in item.steps],
+            "departments": [m.plain(x) for x in item.departments], "time_limit_days": item.time_limit_days,
+            "includes": [m.plain(x) for x in item.includes]}
 
 
 def _query(query: str, m: _Masker) -> dict[str, Any]:

@@ -3,11 +3,10 @@ connected, consent, staff messages, pointing, moving the visit, ending by either
 what the terminal says at each of them."""
 from __future__ import annotations
 
-import datetime
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from visit_doubles import Card, Recorder
 
 from config.loader import load_config
 from config.texts import Texts
@@ -16,35 +15,6 @@ from kiosk.catalogue import Catalogue
 from kiosk.terminal import Terminal
 from kiosk.visit import HelpNotAllowed, InvalidTransition, Step, View, Visit
 from kiosk.visit_workers import HelpCalls
-
-
-@dataclass
-class Card:
-    name: str = "王芳"
-    id_number: str = "110101199003071220"
-    birth_date: datetime.date = datetime.date(1990, 3, 7)
-
-    def validity_problem(self, _today: Any) -> None:
-        return None
-
-    def wipe(self) -> None:
-        self.name = self.id_number = ""
-
-
-@dataclass
-class Recorder:
-    said: list[str] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-
-    def say(self, text: str, *, interrupt: bool = True, key: str | None = None) -> None:
-        self.said.append(key or text)
-        self.texts.append(text)
-
-    def stop(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,11 @@
 help calls and material scans answer the visit they started for, and only that one."""
 from __future__ import annotations
 
-import datetime
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from visit_doubles import Card
 
 from devices.base import DeviceError, DeviceState, DeviceStatus
 from devices.scanner.interface import PageUnreadable, Problem, Readability, ScannedPage
@@ -19,19 +18,6 @@ CATALOGUE = {"version": "v", "items": [{
     "id": "one", "kind": "service", "title": {"zh-CN": "一件事"}, "form": [],
     "materials": [{"id": "paper", "title": {"zh-CN": "申请表"}, "e_licence": None, "promise_allowed": False,
                    "required": True}]}]}
-
-
-@dataclass
-class Card:
-    name: str = "王芳"
-    id_number: str = "110101199003071220"
-    birth_date: datetime.date = datetime.date(1990, 3, 7)
-
-    def validity_problem(self, _today: Any) -> None:
-        return None
-
-    def wipe(self) -> None:
-        self.name = ""
 
 
 def on_materials() -> Visit:

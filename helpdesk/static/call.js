@@ -74,6 +74,14 @@
     if (m.item && m.item.title && !(m.title && m.title.text && m.title.text.indexOf(m.item.title) >= 0)) {
       body.appendChild(el("p", { className: "k-item", text: m.item.title }));
     }
+    if (m.step === "notice" && m.item) {  // 办事须知: what the citizen is reading now
+      [m.item.summary, m.item.notice].forEach(function (words) {
+        if (words) { body.appendChild(el("p", { className: "k-notice-text", text: words })); }
+      });
+      if (m.item.departments && m.item.departments.length) {
+        body.appendChild(el("p", { className: "k-notice-text muted", text: m.item.departments.join(" · ") }));
+      }
+    }
     var fields = (m.fields || []).map(function (f) {
       var value = f.value || "";
       return el("div", { className: "k-field" + (f.masked ? " masked" : "") + (f.problem ? " problem" : ""),

@@ -3,7 +3,6 @@ Terminal on an emulated receipt printer: presence, heartbeat, alerts, a whole he
 by signed console commands, refused commands, the last will, and a broker that comes late."""
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import secrets
@@ -14,12 +13,13 @@ import textwrap
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from terminal_config import write_config
+from visit_doubles import Card, Recorder
 
 from config.loader import load_config
 from fleet import protocol
@@ -38,38 +38,6 @@ WAIT_S = 20.0  # generous: a loaded 2-core machine, never a timing assertion
 TERMINAL = "ZJ-TEST-0042"  # terminal_config's id
 CITIZEN_ID = "110101199003071220"
 CITIZEN_NAME = "王芳"
-
-
-@dataclass
-class Card:
-    name: str = CITIZEN_NAME
-    id_number: str = CITIZEN_ID
-    address: str = "北京市东城区测试路2号"
-    birth_date: datetime.date = datetime.date(1990, 3, 7)
-    card_type: str = "resident"
-    gender: str = "女"
-
-    def validity_problem(self, _today: Any) -> None:
-        return None
-
-    def wipe(self) -> None:
-        self.name = self.id_number = self.address = ""
-
-
-@dataclass
-class Recorder:
-    said: list[str] = field(default_factory=list)
-    texts: list[str] = field(default_factory=list)
-
-    def say(self, text: str, *, interrupt: bool = True, key: str | None = None) -> None:
-        self.said.append(key or text)
-        self.texts.append(text)
-
-    def stop(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def wait_until(condition: Callable[[], Any], what: str, timeout: float = WAIT_S) -> Any:
@@ -304,6 +272,7 @@ def test_a_help_call_from_waiting_to_the_end(fresh: Rig) -> None:
 
     refused = console.send("goto_step", call_id=call, step="review", role="agent")  # not reached yet
     assert not refused["ok"] and "not reached" in refused["reason"] and visit.step is Step.FORM
+    assert refused["code"] == "step_not_allowed"
     assert console.send("goto_step", call_id=call, step="notice", role="agent")["ok"]
     assert visit.step is Step.NOTICE
 
@@ -362,24 +331,27 @@ def test_refused_commands_are_replied_audited_and_alerted(fresh: Rig, keypair: K
                "expires": round(time.time() + 60, 3), "alg": keypair.algorithm}
     unknown["sig"] = keypair.sign(protocol._canonical(unknown))
     cases["unknown_action"] = unknown
-    reasons = {}
+    reasons, codes = {}, {}
     for name, envelope in cases.items():
         mark = console.mark()
         reply = console.command(envelope)
         assert reply["ok"] is False, name
-        reasons[name] = reply["reason"]
+        reasons[name], codes[name] = reply["reason"], reply["code"]
         alert = console.wait("alert", lambda p: p["id"] == "command.refused" and p["state"] == "raised", after=mark)
         assert alert["kind"] == "command_refused", name
     assert "forged" in reasons["forged"] and "stale" in reasons["expired"]
     assert "not this one" in reasons["other_terminal"] and "not the help call" in reasons["wrong_call"]
     assert "forged or altered" in reasons["role"] and "format_disk" in reasons["unknown_action"]
+    assert codes == {"forged": "forged", "expired": "stale", "other_terminal": "wrong_terminal",
+                     "wrong_call": "call_over", "role": "forged", "unknown_action": "invalid"}
+    assert set(codes.values()) <= set(protocol.REFUSAL_CODES)
 
     ok = protocol.sign_command(keypair, TERMINAL, "accept_call", {"call_id": call, "staff_name": "李娜"}, "李娜",
                                "agent")
     assert console.command(ok)["ok"] is True
     mark = console.mark()
     replay = console.command(ok)
-    assert replay["ok"] is False and "replay" in replay["reason"]
+    assert replay["ok"] is False and "replay" in replay["reason"] and replay["code"] == "replayed"
     assert "replay" in console.wait("alert", lambda p: p["id"] == "command.refused", after=mark)["detail"]
 
     refused = [e for e in fresh.audit_lines() if e["outcome"] == "refused"]

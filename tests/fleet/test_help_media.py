@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -21,11 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aioice.ice
 import numpy as np
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from fleet_browser import MEDIA_FLAGS, headless_chromium, ice_on_loopback
 
 from devices.camera.driver import OpenCvCamera
 from devices.camera.emulator import StreamingCameraEmulator
@@ -49,10 +48,6 @@ class MovingBars:
         x = (np.arange(WIDTH) + 4 * self.n) % 64
         row = np.stack([x * 4, 255 - x * 4, np.full(WIDTH, 90)], axis=1).astype(np.uint8)
         return np.ascontiguousarray(np.broadcast_to(row, (HEIGHT, WIDTH, 3)))
-
-
-def _loopback_only(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    return ["127.0.0.1"] if use_ipv4 else []
 
 
 class LoopThread:
@@ -117,8 +112,7 @@ class StaffPeer:
 # -- shared set-up: one camera, one HelpMedia, one staff loop, one browser per module ---------------
 @pytest.fixture(scope="module", autouse=True)
 def loopback_ice() -> Iterator[None]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(aioice.ice, "get_host_addresses", _loopback_only)
+    with ice_on_loopback():
         yield
 
 
@@ -337,25 +331,8 @@ def console(media: HelpMedia) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if chromium is None or driver_path is None:
-        pytest.fail("chromium and chromedriver are needed: bash scripts/setup.sh installs them")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-dev-shm-usage", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns",
-                "--autoplay-policy=no-user-gesture-required"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
+    with headless_chromium(*MEDIA_FLAGS) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def test_media_js_shows_the_kiosk_camera_in_chromium(browser: Any, console: str, media: HelpMedia) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,13 +19,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fleet_browser import MEDIA_FLAGS, headless_chromium, ice_on_loopback
 
 from fleet.broker import Broker
 from fleet.protocol import CommandVerifier
 from govapi.signing import KeyPair
 from helpdesk.console import Console, ConsoleSettings
 from helpdesk.server import ConsoleServer
-from helpdesk.sim_terminal import SAMPLE_ID_NUMBER, SAMPLE_NAME, SAMPLE_PHONE, SimTerminal, sample_mirror
+from helpdesk.sim_terminal import (
+    SAMPLE_ID_NUMBER,
+    SAMPLE_NAME,
+    SAMPLE_PHONE,
+    SimTerminal,
+    sample_mirror,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 20.0
@@ -67,23 +73,8 @@ def console_url(fleet_broker: Broker, keypair: KeyPair, tmp_path_factory: pytest
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = shutil.which("chromedriver")
-    if chromium is None or driver_path is None:
-        pytest.fail("chromium and chromedriver are needed: bash scripts/setup.sh installs them")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-dev-shm-usage", "--window-size=1440,1000", "--lang=zh-CN"):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    try:
+    with headless_chromium("--window-size=1440,1000", "--lang=zh-CN", *MEDIA_FLAGS) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +97,10 @@ def css(driver: Any, selector: str) -> Any:
 
 
 def row_state(driver: Any, terminal_id: str) -> tuple[str, str] | None:
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
 
     try:
         row = css(driver, f"#terminal-{terminal_id}")
@@ -117,7 +111,10 @@ def row_state(driver: Any, terminal_id: str) -> tuple[str, str] | None:
 
 def click(driver: Any, selector: str) -> None:
     """Click what the selector finds now; live pages replace rows and buttons at any moment."""
-    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+    from selenium.common.exceptions import (
+        NoSuchElementException,
+        StaleElementReferenceException,
+    )
 
     def clicked(d: Any) -> bool:
         try:
@@ -251,14 +248,18 @@ def test_a_real_kiosk_help_call_from_the_console(browser: Any, console_url: str,
     citizen = Card(name="赵小燕")
     name, id_number = citizen.name, citizen.id_number  # the card is wiped when the visit ends
     path = write_config(tmp_path, {"receipt_printer": "emulate = true\n[devices.receipt_printer.emulator]\n"
-                                                      "render = false"})
-    env = fleet_env(fleet_broker, password_file(tmp_path / "secret", fleet_broker.add_terminal(TERMINAL)), keypair)
+                                                      "render = false",
+                                   "camera": "emulate = true\nwidth = 320\nheight = 240"})
+    # the help desk sees the kiosk camera in a video call; the staff voice goes to ALSA's null
+    env = fleet_env(fleet_broker, password_file(tmp_path / "secret", fleet_broker.add_terminal(TERMINAL)), keypair,
+                    media_camera="camera", speaker="null")
     speaker = Recorder()
     terminal = Terminal(load_config(path, environ=env), speaker=speaker)
     terminal.visit.replace_catalogue(Catalogue.from_platform(load_catalogue()))
     terminal.start()
     try:
         assert terminal.fleet is not None and terminal.fleet.wait_connected(WAIT_S)
+        camera = terminal.devices["camera"]
         browser.get(console_url + "/")
         if "/login" in browser.current_url:
             css(browser, "#name").send_keys("wang")
@@ -302,6 +303,18 @@ def test_a_real_kiosk_help_call_from_the_console(browser: Any, console_url: str,
         pointer = until(browser, lambda d: visit.view().help.pointer, "the kiosk shows the pointer")
         assert abs(pointer[0] - 0.5) < 0.1 and abs(pointer[1] - 0.5) < 0.1, pointer
 
+        # a video call: Chromium's fake microphone to the kiosk, the kiosk camera to the browser,
+        # through the console's endpoint, the broker and the terminal's HelpMedia (aiortc)
+        until(browser, lambda d: camera.status().device.value == "online", "the kiosk camera is up")
+        with ice_on_loopback():
+            click(browser, "#start-media")
+            width = until(browser, lambda d: d.execute_script(
+                "return document.getElementById('remote-video').videoWidth"), "the kiosk camera shows in the browser")
+            assert width == 320
+            click(browser, "#stop-media")
+            until(browser, lambda d: css(d, "#media-status").get_attribute("data-state") == "stopped",
+                  "the video call stops")
+
         visit.give_consent(True)  # the citizen's touch on 显示我的信息
         until(browser, lambda d: name in text_of(d, "mirror"), "consented values are mirrored")
         browser.save_screenshot(str(shots / "e2e-call-consented.png"))
@@ -309,6 +322,14 @@ def test_a_real_kiosk_help_call_from_the_console(browser: Any, console_url: str,
         Select(css(browser, "#goto-step")).select_by_value("notice")
         click(browser, "#goto-button")
         until(browser, lambda d: visit.step is Step.NOTICE, "the visit moves to the notice")
+        notice = visit.view().item.notice
+        assert notice, "the newborn bundle has a notice to read"
+        until(browser, lambda d: notice[:12] in text_of(d, "mirror"), "staff read the notice the citizen reads")
+        Select(css(browser, "#goto-step")).select_by_value("review")  # not reached: the kiosk refuses
+        click(browser, "#goto-button")
+        until(browser, lambda d: "市民还没有到达这一步" in text_of(d, "call-status"),
+              "the terminal's refusal is shown in the staff member's language")
+        assert visit.step is Step.NOTICE
 
         click(browser, "#end-call")
         until(browser, lambda d: d.switch_to.alert, "the page asks to confirm ending the call").accept()
@@ -318,7 +339,7 @@ def test_a_real_kiosk_help_call_from_the_console(browser: Any, console_url: str,
     kiosk_audit = [json.loads(line) for line in
                    (terminal.data_dir / terminal.cfg.fleet.audit_file).read_text(encoding="utf-8").splitlines()]
     done = [(line["action"], line["outcome"]) for line in kiosk_audit]
-    for action in ("accept_call", "message", "point", "goto_step", "end_call"):
+    for action in ("accept_call", "message", "point", "media_offer", "media_stop", "goto_step", "end_call"):
         assert (action, "done") in done, done
     assert all(line["who"] == "staff:王芳" for line in kiosk_audit if line["action"] == "message")
     assert name not in json.dumps(kiosk_audit, ensure_ascii=False)
