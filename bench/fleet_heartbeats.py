@@ -9,9 +9,13 @@ console (its MQTT bridge and its HTTP server with live updates) on 127.0.0.1, th
    received and processed by the console (its fleet state counts them);
 2. while they do, one more terminal raises K faults (up/alert, QoS 1), one at a time, and a
    browser-side SSE client (a logged-in viewer on /api/events) notes when each alert arrives:
-   the delay from publish to arrival, p50/p95 (and the same again with the fleet quiet).
+   the delay from publish to arrival, p50/p95 (and the same again with the fleet quiet);
+3. a real kiosk (a headless Terminal with its fleet agent and the emulated receipt printer on
+   its pseudo-terminal): the printer runs out of paper R times, and the same client notes when
+   the alert arrives: the whole path from the fault on the device (the driver's status poll,
+   the agent, the broker, the console) to the staff member's browser.
 
-    .venv/bin/python bench/fleet_heartbeats.py [--terminals 20] [--seconds 10] [--alerts 40]
+    .venv/bin/python bench/fleet_heartbeats.py [--terminals 20] [--seconds 10] [--alerts 40] [--kiosk-rounds 10]
 
 Prints figures only; asserts nothing.
 """
@@ -160,6 +164,56 @@ def show(label: str, delays: list[float], wanted: int) -> None:
           f"max {max(delays):.1f} ms ({len(delays)}/{wanted} arrived)")
 
 
+def kiosk_faults(broker: Broker, console_key: KeyPair, watcher: AlertWatcher, folder: Path,
+                 rounds: int) -> list[float]:
+    """Paper out on a real kiosk's emulated printer -> the alert in the browser's stream (ms)."""
+    import logging
+
+    from config.loader import load_config
+    from kiosk.terminal import Terminal
+
+    for noisy in ("devices", "kiosk"):  # every paper-out is a warning there; the figures are what counts
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+    account = broker.add_terminal("BENCH-KIOSK")
+    secret = folder / "fleet-password"
+    secret.write_text(account.password)
+    secret.chmod(0o600)
+    lines = ["[terminal]", 'id = "BENCH-KIOSK"', 'location = "bench"', f'data_dir = "{folder / "data"}"',
+             "[platform]", 'url = ""', "[face]", "enabled = false",
+             "[fleet]", "enabled = true", f'broker_host = "{broker.host}"', f"broker_port = {broker.port}",
+             f'ca_file = "{broker.ca_file}"', f'password_file = "{secret}"', "heartbeat_s = 5",
+             f'console_public_key = "{console_key.public_key}"']
+    for name in ("idcard", "smartcard", "camera", "qr_scanner", "scanner", "a4_printer"):
+        lines += [f"[devices.{name}]", "enabled = false"]
+    lines += ["[devices.receipt_printer]", "emulate = true", "[devices.receipt_printer.emulator]", "render = false"]
+    config = folder / "terminal.toml"
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    terminal = Terminal(load_config(config, environ={}))
+    terminal.start()
+    took: list[float] = []
+    try:
+        assert terminal.fleet is not None
+        if not terminal.fleet.wait_connected(20):
+            raise RuntimeError("the bench kiosk did not connect to the broker")
+        printer = terminal.emulators["receipt_printer"]
+        time.sleep(1.0)  # the printer opened and its first status read
+        for _ in range(rounds):
+            watcher.arrived.pop("receipt_printer.paper_out", None)
+            t0 = time.perf_counter()
+            printer.paper_out()
+            deadline = t0 + 20
+            while "receipt_printer.paper_out" not in watcher.arrived and time.perf_counter() < deadline:
+                time.sleep(0.002)
+            if "receipt_printer.paper_out" in watcher.arrived:
+                took.append((watcher.arrived["receipt_printer.paper_out"] - t0) * 1000)
+            printer.paper_ok()
+            time.sleep(1.5)  # cleared at the device, the agent and the console before the next round
+    finally:
+        terminal.stop()
+    return took
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--terminals", type=int, default=20)
@@ -167,6 +221,8 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=40)
     parser.add_argument("--rate", type=float, default=0.0,
                         help="heartbeats per second per terminal (default 0: as fast as they can)")
+    parser.add_argument("--kiosk-rounds", type=int, default=10,
+                        help="paper-out faults on a real kiosk's emulated printer (0: leave it out)")
     parser.add_argument("--flood", default="", help=argparse.SUPPRESS)  # the child process's accounts file
     args = parser.parse_args()
     if args.flood:
@@ -178,8 +234,9 @@ def main() -> None:
         ids = [f"BENCH-{i:04d}" for i in range(args.terminals)] + ["BENCH-FAULT"]
         passwords = {tid: broker.files.add_account(tid) for tid in ids}  # one reload for all
         broker.reload()
+        console_key = KeyPair.generate()
         console = Console(ConsoleSettings(Path(tmp) / "console", broker.console_account(), client_id="bench-console"),
-                          keypair=KeyPair.generate())
+                          keypair=console_key)
         console.store.add_staff("bench", "Bench", "viewer", PASSWORD)
         server = ConsoleServer(console).start()
         sims: list[SimTerminal] = []
@@ -232,6 +289,12 @@ def main() -> None:
             print("fault -> alert in a browser's live stream (publish to SSE arrival):")
             show("fleet quiet        ", quiet, args.alerts)
             show("under heartbeat load", loaded, args.alerts)
+            if args.kiosk_rounds > 0:
+                kiosk_folder = Path(tmp) / "kiosk"
+                kiosk_folder.mkdir()
+                took = kiosk_faults(broker, console_key, watcher, kiosk_folder, args.kiosk_rounds)
+                print("paper out on a real kiosk's emulated printer -> the alert in a browser's live stream:")
+                show("device to browser   ", took, args.kiosk_rounds)
         finally:
             for sim in sims:
                 sim.stop(goodbye=False)
