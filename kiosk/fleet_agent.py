@@ -251,6 +251,11 @@ class FleetAgent:
         """The visit's listener (called under its lock): queued for the worker."""
         self._work.put(("view", view))
 
+    def screen_redrawn(self) -> None:
+        """The app placed its buttons anew (they settle a moment after the view): during a call
+        the mirror goes out again soon, so staff never point at where a button was."""
+        self._work.put(("layout", None))
+
     def _on_device_event(self, event: Any) -> None:
         if event.kind == "status_changed":
             self._work.put(("devices", None))
@@ -303,6 +308,8 @@ class FleetAgent:
             self._on_view(item)
         elif kind == "devices":
             self._check_devices()
+        elif kind == "layout":
+            self._mirror_dirty = self._call is not None and self._call.state == "connected"
         elif kind == "command":
             self._command(item)
         elif kind == "ended":

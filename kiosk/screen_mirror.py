@@ -29,6 +29,7 @@ The mirror (a JSON object; texts in the visit's language)::
      "help": {"state", "staff", "consent", "messages": [...], "minimized"} | null,
      "pointer": [x, y, seq] | null,          # fractions from the top-left
      "layout": {"target": [x, y, w, h]} | null,  # touch targets, fractions from the top-left
+     "labels": {"target": "下一步"} | null,       # the words on them, scrubbed like any text
      "elder": false, "voice_on": true}
 """
 from __future__ import annotations
@@ -149,6 +150,7 @@ def mirror(view: View, texts: Texts, *, consent: bool, layout: dict[str, Any] | 
         "help": _help(view, m),
         "pointer": list(view.help.pointer) if view.help is not None and view.help.pointer else None,
         "layout": _layout(layout),
+        "labels": _labels(layout, m),
         "elder": view.elder,
         "voice_on": view.voice_on,
     }
@@ -207,12 +209,24 @@ def _help(view: View, m: _Masker) -> dict[str, Any] | None:
             "messages": [m.plain(text) for text in call.messages], "minimized": call.minimized}
 
 
+def _labels(layout: dict[str, Any] | None, m: _Masker) -> dict[str, str] | None:
+    """The words on the buttons, when the app gave them ({"box": ..., "label": ...} entries)."""
+    if not layout:
+        return None
+    out = {str(target)[:80]: m.plain(str(entry.get("label") or ""))[:60]
+           for target, entry in layout.items() if isinstance(entry, dict) and entry.get("label")}
+    return out or None
+
+
 def _layout(layout: dict[str, Any] | None) -> dict[str, list[float]] | None:
-    """The app's boxes, kept only when well-formed: [x, y, w, h] finite fractions."""
+    """The app's boxes, kept only when well-formed: [x, y, w, h] finite fractions (given as they
+    are, or as {"box": [...], "label": ...})."""
     if not layout:
         return None
     out: dict[str, list[float]] = {}
     for target, box in layout.items():
+        if isinstance(box, dict):
+            box = box.get("box")
         try:
             numbers = [float(v) for v in box]
         except (TypeError, ValueError):

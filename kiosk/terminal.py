@@ -234,6 +234,11 @@ class Terminal:
         elif "idcard" not in online:
             self.visit.reader_offline("identify.idcard_offline")  # the social security card still works
 
+    def layout_changed(self) -> None:
+        """The touchscreen app placed its buttons anew: the help desk's mirror follows."""
+        if self.fleet is not None:
+            self.fleet.screen_redrawn()
+
     def card_readers(self) -> list[str]:
         """The enabled readers a visit can start from, by name."""
         return [n for n, d in self.cfg.devices.items() if d.enabled and d.device_class in CARD_READER_CLASSES]

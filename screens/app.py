@@ -163,6 +163,7 @@ class KioskApp(App):
         # touch targets as window fractions, rebuilt on the UI thread after each change and
         # replaced whole (never changed in place), so another thread may read it any time
         self._layout: dict[str, list[float]] = {}
+        self._labels: dict[str, str] = {}  # the words on each target, for the help desk's mirror
         self._layout_trigger: Callable[..., Any] | None = None
         self.editor: FieldEditor | None = None
         self.picker: ChoicePicker | None = None
@@ -207,7 +208,7 @@ class KioskApp(App):
         self.pointer.bind(showing=self._on_pointer_showing)
         self._layout_trigger = Clock.create_trigger(self._snapshot_layout, LAYOUT_DELAY_S)
         if self.terminal is not None and hasattr(self.terminal, "layout_provider"):
-            self.terminal.layout_provider = self.layout_fractions  # the fleet agent's view of the buttons
+            self.terminal.layout_provider = self.screen_layout  # the fleet agent's view of the buttons
         self.editor = FieldEditor()
         self.picker = ChoicePicker()
         if self.maintenance is not None:
@@ -560,6 +561,12 @@ class KioskApp(App):
         fleet agent's): it reads a snapshot the UI thread takes after each change."""
         return {action: list(box) for action, box in self._layout.items()}
 
+    def screen_layout(self) -> dict[str, dict[str, Any]]:
+        """`layout_fractions` with the words on each button ({"box": [...], "label": "下一步"}),
+        for the screen mirror: staff read the button, not its action name. Any thread."""
+        layout, labels = self._layout, self._labels
+        return {action: {"box": list(box), "label": labels.get(action, "")} for action, box in layout.items()}
+
     def _refresh_layout(self) -> None:
         if self._layout_trigger is not None:
             self._layout_trigger()  # once the layout has placed the widgets
@@ -571,12 +578,19 @@ class KioskApp(App):
         if width <= 0 or height <= 0:
             return
         boxes: dict[str, list[float]] = {}
+        labels: dict[str, str] = {}
         for action, widget in actionable(*self.touch_layer()).items():
             left, bottom, right, top = visible_box(widget, width, height)
             if right > left and top > bottom:
                 boxes[action] = [round(left / width, 4), round((height - top) / height, 4),
                                  round((right - left) / width, 4), round((top - bottom) / height, 4)]
+                text = getattr(widget, "text", "")
+                labels[action] = " ".join(text.split())[:60] if isinstance(text, str) else ""
+        changed = boxes != self._layout or labels != self._labels
+        self._labels = labels  # the mirror masks these like every other text it sends
         self._layout = boxes  # replaced whole: a reader on another thread sees the old or the new
+        if changed and self.terminal is not None and hasattr(self.terminal, "layout_changed"):
+            self.terminal.layout_changed()  # the settled buttons go to the help desk at once
 
 
 def visible_box(widget: Any, width: float, height: float) -> tuple[float, float, float, float]:

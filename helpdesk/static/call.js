@@ -121,7 +121,7 @@
     if (receipt) { body.appendChild(receipt); }
     var handout = shown(m.handout, "k-handout");
     if (handout) { body.appendChild(handout); }
-    renderLayout(m.layout);
+    renderLayout(m.layout, m.labels || {});
     if (m.pointer && m.pointer.length === 3 && m.pointer[2] !== shownPointerSeq) {
       shownPointerSeq = m.pointer[2];
       showRing(m.pointer[0], m.pointer[1]);
@@ -141,15 +141,17 @@
     return help.minimized ? words + " · " + t("call.help_state.minimized") : words;
   }
 
-  function renderLayout(layout) {
+  function renderLayout(layout, labels) {
     layoutBox.textContent = "";
     if (!layout) {
       return;
     }
     Object.keys(layout).forEach(function (target) {
       var box = layout[target];
-      var node = el("div", { className: "target", title: target, "data-target": target },
-        el("span", { text: target.replace(/^[a-z_]+:/, "") || target }));
+      // the words on the kiosk's button when it sent them, else its action name
+      var node = el("div", { className: "target" + (labels[target] ? " labelled" : ""), title: target,
+                             "data-target": target },
+        el("span", { text: labels[target] || target.replace(/^[a-z_]+:/, "") || target }));
       node.style.left = (box[0] * 100) + "%";
       node.style.top = (box[1] * 100) + "%";
       node.style.width = (box[2] * 100) + "%";

@@ -516,3 +516,23 @@ def test_a_password_file_others_can_read_is_refused(fleet_broker: Broker, keypai
     agent = FleetAgent(cfg, Visit(Catalogue([])), {}, data_dir=tmp_path)
     with pytest.raises(FleetAccountError, match=f"chmod 600 {path}"):
         agent.start()
+
+
+def test_buttons_placed_anew_go_to_the_help_desk_with_their_words(fresh: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Kivy app settles its buttons a moment after a view; its redraw sends the mirror again
+    (not the periodic one: that is an hour away here), with the words on the buttons, masked."""
+    terminal, console = fresh.terminal, fresh.console
+    assert terminal.fleet is not None
+    monkeypatch.setattr(terminal.fleet.fleet, "screen_mirror_interval_s", 3600.0)
+    call = start_call(fresh)
+    assert console.send("accept_call", call_id=call, staff_name="李娜", role="agent")["ok"]
+    console.wait("screen", lambda p: p["call_id"] == call)
+    layout = {"next": {"box": [0.8, 0.9, 0.15, 0.08], "label": "下一步"},
+              "field:applicant_name": {"box": [0.1, 0.3, 0.8, 0.06], "label": f"申请人姓名 {Card().name}"}}
+    monkeypatch.setattr(terminal, "layout_provider", lambda: layout)
+    mark = console.mark()
+    terminal.layout_changed()
+    screen = console.wait("screen", lambda p: p["mirror"]["labels"] is not None, after=mark)
+    assert screen["mirror"]["layout"]["next"] == [0.8, 0.9, 0.15, 0.08]
+    assert screen["mirror"]["labels"]["next"] == "下一步"
+    assert Card().name not in screen["mirror"]["labels"]["field:applicant_name"]  # no consent yet

@@ -113,6 +113,9 @@ def test_choose_services_query_and_layout() -> None:
     assert hidden["services"] == [{"id": "newborn", "title": "新生儿出生一件事"}]
     assert hidden["query"] == {"text": MASK, "masked": True}
     assert hidden["layout"] == {"next": [0.8, 0.9, 0.15, 0.08]}  # only well-formed boxes
+    assert hidden["labels"] is None  # boxes given without words
+    labelled = mirror(view, TEXTS, consent=False, layout={"next": {"box": [0.8, 0.9, 0.15, 0.08], "label": "下一步"}})
+    assert labelled["layout"] == {"next": [0.8, 0.9, 0.15, 0.08]} and labelled["labels"] == {"next": "下一步"}
     assert mirror(view, TEXTS, consent=True, layout=None)["query"]["text"] == "王芳的事"
 
 
@@ -161,12 +164,17 @@ def test_no_synthetic_personal_value_leaks_into_a_masked_mirror(id_number: str, 
                 FieldView("relation", "关系", f"{name}之子", "child", "choice", True, True, "")),
         help=HelpCall("connected", call_id="c1", staff="李娜", consent="refused",
                       messages=(f"您是{name}吗", f"号码 {id_number}", f"电话{phone}")))
-    out = json.dumps(mirror(view, TEXTS, consent=False, layout=None), ensure_ascii=False)
+    # the Kivy app's buttons with their words (a form row shows its value)
+    layout = {"field:contact_phone": {"box": [0.1, 0.4, 0.8, 0.06], "label": f"联系电话 {phone}"},
+              "field:applicant_name": {"box": [0.1, 0.3, 0.8, 0.06], "label": f"申请人姓名 {name}"},
+              "next": {"box": [0.8, 0.9, 0.15, 0.08], "label": "下一步"}}
+    out = json.dumps(mirror(view, TEXTS, consent=False, layout=layout), ensure_ascii=False)
     assert name not in out
     assert id_number not in out and id_number[6:14] not in out  # not even the date of birth
     assert phone not in out
     fields = json.loads(out)["fields"]
     assert all(f["value"] in ("", MASK) and f["masked"] == (f["value"] == MASK) for f in fields)
+    assert json.loads(out)["labels"]["next"] == "下一步" and "field:contact_phone" in json.loads(out)["layout"]
 
 
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
