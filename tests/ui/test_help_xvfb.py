@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import subprocess
 import sys
 import threading
 import time
@@ -42,25 +40,13 @@ def emit(**event: Any) -> None:
 def host() -> int:  # pragma: no cover - runs in the app's process
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from dataclasses import dataclass
+
+    from drive_app import (
+        CardStub,  # what the visit reads of an ID card (tests/ui/drive_app.py)
+    )
 
     from config import load_config
     from kiosk.terminal import Terminal
-
-    @dataclass
-    class CardStub:  # what the visit reads of an ID card (tests/ui/drive_app.py has the same)
-        name: str = "张三"
-        id_number: str = "110101199003071234"
-        address: str = "北京市东城区景山前街4号"
-        gender: str = "男"
-        birth_date: str = "1990-03-07"
-        card_type: str = "resident"
-
-        def validity_problem(self, _today: Any) -> str | None:
-            return None
-
-        def wipe(self) -> None:
-            self.name = self.id_number = self.address = ""
 
     terminal = Terminal(load_config())
     visit = terminal.visit
@@ -171,50 +157,14 @@ if __name__ == "__main__":
 # the tests
 # ==========================================================================================
 import pytest
-from x11 import find_window, next_event, stop_app, xdotool  # tests/ui/x11.py (pytest puts this folder on sys.path)
+from x11 import AppProcess  # tests/ui/x11.py (pytest puts this folder on sys.path)
 
 
-class HelpApp:
+class HelpApp(AppProcess):
     """The app's process: its JSON lines, its window, real X clicks."""
 
     def __init__(self, display: str, env: dict[str, str], stderr_path: Path) -> None:
-        self.display = display
-        self.stderr_path = stderr_path
-        self._stderr = open(stderr_path, "w")
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self.events: list[dict[str, Any]] = []
-        self.proc = subprocess.Popen([sys.executable, __file__], env=env, cwd=ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                     text=True, encoding="utf-8", bufsize=1)
-        threading.Thread(target=self._read, daemon=True).start()
-        self._window: str | None = None
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if line.startswith("{"):
-                try:
-                    self._queue.put(json.loads(line))
-                except json.JSONDecodeError:
-                    pass
-        self._queue.put(None)
-
-    def send(self, **command: Any) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(command, ensure_ascii=False) + "\n")
-        self.proc.stdin.flush()
-
-    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], what: str,
-                 timeout: float = 20.0) -> dict[str, Any]:
-        event = next_event(self._queue, predicate, timeout, self.events.append)
-        if event is None:
-            self._stderr.flush()
-            history = "\n".join(json.dumps({k: v for k, v in e.items() if k not in ("targets", "layout")},
-                                           ensure_ascii=False) for e in self.events[-12:])
-            raise AssertionError(f"timed out waiting for {what}; app alive: {self.proc.poll() is None}\n"
-                                 f"events seen:\n{history}\n"
-                                 f"app stderr (tail):\n{self.stderr_path.read_text(errors='replace')[-3000:]}")
-        return event
+        super().__init__(__file__, display, env, stderr_path, "KioskHelp")
 
     def visit(self, method: str, *args: Any) -> Any:
         """Call the visit as the fleet agent would (from a thread that is not the UI's)."""
@@ -249,14 +199,7 @@ class HelpApp:
     def click_target(self, seen: dict[str, Any], action: str) -> None:
         targets = seen["targets"]
         assert action in targets, f"no button {action!r} on screen; there are {sorted(targets)}"
-        if self._window is None:
-            self._window = find_window(self.display, "KioskHelp")
-        x, y = targets[action]
-        xdotool(self.display, "mousemove", "--window", self._window, str(x), str(y), "click", "1")
-
-    def stop(self) -> None:
-        stop_app(self.proc)
-        self._stderr.close()
+        self.click_at(*targets[action])
 
 
 @pytest.fixture(scope="module")

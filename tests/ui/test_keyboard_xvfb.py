@@ -13,15 +13,14 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import queue
-import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from x11 import find_window, next_event, stop_app, xdotool
+
+from x11 import AppProcess, xdotool
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = ROOT / "artifacts" / "screenshots"
@@ -235,43 +234,11 @@ def host() -> int:  # pragma: no cover - runs in the app's process
 if __name__ != "__main__":
     import pytest
 
-    class KeyboardApp:
+    class KeyboardApp(AppProcess):
         """The app's process: its JSON lines, its window, X clicks and drags."""
 
         def __init__(self, display: str, env: dict[str, str], stderr_path: Path) -> None:
-            self.display = display
-            self.stderr_path = stderr_path
-            self._stderr = open(stderr_path, "w")
-            self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
-            self.proc = subprocess.Popen([sys.executable, __file__], env=env, cwd=ROOT,
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                         text=True, encoding="utf-8", bufsize=1)
-            threading.Thread(target=self._read, daemon=True).start()
-            self._window: str | None = None
-
-        def _read(self) -> None:
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                if line.startswith("{"):
-                    try:
-                        self._queue.put(json.loads(line))
-                    except json.JSONDecodeError:
-                        pass
-            self._queue.put(None)
-
-        def send(self, **command: Any) -> None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps(command, ensure_ascii=False) + "\n")
-            self.proc.stdin.flush()
-
-        def wait_for(self, predicate: Callable[[dict[str, Any]], bool], what: str,
-                     timeout: float = 10.0) -> dict[str, Any]:
-            event = next_event(self._queue, predicate, timeout)
-            if event is None:
-                self._stderr.flush()
-                raise AssertionError(f"timed out waiting for {what}; app alive: {self.proc.poll() is None}\n"
-                                     f"app stderr (tail):\n{self.stderr_path.read_text(errors='replace')[-3000:]}")
-            return event
+            super().__init__(__file__, display, env, stderr_path, "KioskKeyboard")
 
         def state(self) -> dict[str, Any]:
             self.send(do="state")
@@ -303,16 +270,10 @@ if __name__ != "__main__":
         def xdotool(self, *args: str) -> str:
             return xdotool(self.display, *args)
 
-        def window(self) -> str:
-            if self._window is None:
-                self._window = find_window(self.display, "KioskKeyboard")
-            return self._window
-
         def touch(self, state: dict[str, Any], action: str) -> None:
             """A real click on the widget with `action`."""
             assert action in state["targets"], f"no {action!r} on screen; there are {sorted(state['targets'])}"
-            x, y = state["targets"][action]
-            self.xdotool("mousemove", "--window", self.window(), str(x), str(y), "click", "1")
+            self.click_at(*state["targets"][action])
 
         def touch_keys(self, state: dict[str, Any], actions: list[str]) -> None:
             for action in actions:
@@ -326,10 +287,6 @@ if __name__ != "__main__":
                 args += ["sleep", "0.02", "mousemove", "--window", w, str(int(x)), str(int(y))]
             args += ["sleep", "0.02", "mouseup", "1"]
             self.xdotool(*args)
-
-        def stop(self) -> None:
-            stop_app(self.proc)
-            self._stderr.close()
 
     def on_pad(pad: list[int], strokes: list[list[tuple[float, float]]], steps: int = 8) -> list[list[list[float]]]:
         """Strokes given as fractions of the pad -> window pixels, `steps` points per segment."""

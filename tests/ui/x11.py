@@ -110,3 +110,66 @@ def stop_app(proc: subprocess.Popen[str], quit_line: str = '{"do": "quit"}\n') -
         except OSError:
             pass
     return proc.returncode
+
+
+class AppProcess:
+    """A Kivy app host run as its own process (`script`, which speaks JSON lines: commands on
+    stdin, events on stdout), its X window found by WM class, and real X clicks on it."""
+
+    def __init__(self, script: str, display: str, env: dict[str, str], stderr_path: Path, wm_class: str) -> None:
+        import json
+        import sys
+        import threading
+
+        self._json = json
+        self.display = display
+        self.wm_class = wm_class
+        self.stderr_path = stderr_path
+        self._stderr = open(stderr_path, "w")
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self.events: list[dict[str, Any]] = []  # every event seen, for the failure message
+        self.proc = subprocess.Popen([sys.executable, script], env=env, cwd=Path(script).resolve().parents[2],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                                     text=True, encoding="utf-8", bufsize=1)
+        threading.Thread(target=self._read, daemon=True).start()
+        self._window: str | None = None
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                try:
+                    self._queue.put(self._json.loads(line))
+                except ValueError:
+                    pass
+        self._queue.put(None)
+
+    def send(self, **command: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(self._json.dumps(command, ensure_ascii=False) + "\n")
+        self.proc.stdin.flush()
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], what: str,
+                 timeout: float = 20.0) -> dict[str, Any]:
+        event = next_event(self._queue, predicate, timeout, self.events.append)
+        if event is None:
+            self._stderr.flush()
+            history = "\n".join(self._json.dumps({k: v for k, v in e.items() if k not in ("targets", "layout", "keys")},
+                                                 ensure_ascii=False) for e in self.events[-12:])
+            raise AssertionError(f"timed out waiting for {what}; app alive: {self.proc.poll() is None}\n"
+                                 f"events seen:\n{history}\n"
+                                 f"app stderr (tail):\n{self.stderr_path.read_text(errors='replace')[-3000:]}")
+        return event
+
+    def window(self) -> str:
+        if self._window is None:
+            self._window = find_window(self.display, self.wm_class)
+        return self._window
+
+    def click_at(self, x: int, y: int) -> None:
+        """A real click at window pixels from the top-left."""
+        xdotool(self.display, "mousemove", "--window", self.window(), str(x), str(y), "click", "1")
+
+    def stop(self) -> None:
+        stop_app(self.proc)
+        self._stderr.close()
