@@ -7,6 +7,7 @@ import datetime
 from dataclasses import dataclass
 
 import pytest
+from visit_doubles import Card
 
 from config.texts import Texts
 from govplatform.catalogue import load_catalogue
@@ -17,24 +18,6 @@ from kiosk.visit import InvalidTransition, Receipt, Step, Timing, Visit
 
 JPEG = b"\xff\xd8\xff\xe0" + b"scanned-page" * 50
 TODAY = datetime.date(2026, 11, 27)
-
-
-@dataclass
-class Card:
-    name: str = "王芳"
-    id_number: str = "110101199003071220"
-    address: str = "北京市东城区测试路2号"
-    birth_date: datetime.date = datetime.date(1990, 3, 7)
-    card_type: str = "resident"
-    gender: str = "女"
-    wiped: bool = False
-
-    def validity_problem(self, today: datetime.date) -> None:
-        return None
-
-    def wipe(self) -> None:
-        self.name = self.id_number = self.address = ""
-        self.wiped = True
 
 
 class Clock:

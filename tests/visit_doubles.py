@@ -17,12 +17,14 @@ class Card:
     birth_date: datetime.date = datetime.date(1990, 3, 7)
     card_type: str = "resident"
     gender: str = "女"
+    wiped: bool = False
 
     def validity_problem(self, _today: Any) -> None:
         return None
 
     def wipe(self) -> None:
         self.name = self.id_number = self.address = ""
+        self.wiped = True
 
 
 @dataclass

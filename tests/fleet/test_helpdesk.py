@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
+from waiting import wait_for
 
 from fleet import protocol
 from fleet.broker import Broker
@@ -41,16 +42,6 @@ WAIT_S = 20.0
 PASSWORD = "correct horse battery"
 STAFF = {"viewer": ("li", "李明", "viewer"), "agent": ("wang", "王芳", "agent"),
          "agent2": ("zhao", "赵强", "agent"), "supervisor": ("chen", "陈主管", "supervisor")}
-
-
-def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
-        time.sleep(0.05)
 
 
 class Rig:

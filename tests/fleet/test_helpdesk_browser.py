@@ -13,13 +13,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fleet_browser import MEDIA_FLAGS, headless_chromium, ice_on_loopback
+from waiting import wait_for
 
 from fleet.broker import Broker
 from fleet.protocol import CommandVerifier
@@ -37,16 +37,6 @@ from helpdesk.sim_terminal import (
 ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 20.0
 PASSWORD = "correct horse battery"
-
-
-def wait_for(condition: Any, what: str, timeout_s: float = WAIT_S) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
-        time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
