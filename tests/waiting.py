@@ -18,3 +18,19 @@ def wait_for(condition: Callable[[], Any], what: str, timeout_s: float = WAIT_S)
             return value
         assert time.monotonic() < deadline, f"{what}: not within {timeout_s:.0f} s"
         time.sleep(0.05)
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, poll_s: float = 0.02,
+               step: Callable[[], None] | None = None) -> Any:
+    """Poll `condition` (running `step` first each time, e.g. the driver's poll) until it
+    gives something true (returned) or `timeout` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if step is not None:
+            step()
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(poll_s)
