@@ -142,6 +142,8 @@ class FleetSection(_Section):
                                     description="the console's command-signing key (hex); empty: every "
                                     "command is refused")
     outbox_backlog_alert: int = Field(ge=1, description="queued submissions that raise an alert")
+    disk_free_alert_mb: int = Field(ge=0, description="less free space than this on the data disk raises "
+                                    "an alert (0: never)")
     screen_mirror_interval_s: float = Field(gt=0, le=60, description="during a call, the mirror is sent on "
                                             "every change and at least this often")
     microphone: str = Field(description="ALSA capture device for help-call audio (e.g. \"default\"); "

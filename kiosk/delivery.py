@@ -11,12 +11,13 @@ A scan the platform refuses makes the entry rejected: the application could only
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from typing import Any
 
 from kiosk.govclient import PlatformClient, PlatformRejected, PlatformUnavailable
-from kiosk.outbox import DELIVERED, Entry, Outbox
+from kiosk.outbox import DELIVERED, Entry, Outbox, OutboxError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,14 @@ class Deliverer:
                 log.error("outbox %s rejected by the platform: %s", current.local_receipt, exc)
             else:
                 receipt = str(answer.get(receipt_field) or "")
-                self.outbox.mark_delivered(current, receipt)
+                try:
+                    self.outbox.mark_delivered(current, receipt)
+                except OutboxError as exc:
+                    # the platform has it; only our record of that failed (a full disk). The citizen
+                    # gets the platform's receipt; the entry stays pending and its next attempt,
+                    # with the same idempotency key, is answered with the same application
+                    log.error("outbox %s delivered as %s but not recorded: %s", current.local_receipt, receipt, exc)
+                    return dataclasses.replace(current, state="delivered", remote_receipt=receipt)
                 log.info("outbox %s delivered as %s", current.local_receipt, receipt)
             return self.outbox.get(entry.id)
 

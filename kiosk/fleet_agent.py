@@ -20,7 +20,7 @@ What goes up (topics in fleet/protocol.py; every payload also has "v": 1)::
     up/alert      {"id", "state": "raised"|"cleared", "kind", "severity": "warning"|"error",
                    "device", "detail", "since", "time"}
                    kinds: device_offline, hardware_error, no_device, paper_low, paper_out,
-                   paper_jammed, outbox_backlog, command_refused; ids are stable per fault
+                   paper_jammed, outbox_backlog, disk_low, command_refused; ids are stable per fault
                    ("receipt_printer.paper_out", "outbox.backlog", "command.refused")
     up/help       {"call_id", "state": "waiting"|"connected"|"ended", "step", "language",
                    "since", "location", "staff", "consent", "reason"}
@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import queue
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -411,6 +412,11 @@ class FleetAgent:
         if pending >= self.fleet.outbox_backlog_alert:
             wanted["outbox.backlog"] = _Alert("outbox.backlog", "outbox_backlog", "warning", "",
                                               f"{pending} submissions waiting for the platform")
+        free_mb = self._free_mb()
+        if free_mb is not None and free_mb < self.fleet.disk_free_alert_mb:
+            wanted["disk.low"] = _Alert("disk.low", "disk_low", "error", "",
+                                        f"{free_mb:.0f} MB free on the terminal's data disk ({self.data_dir}): "
+                                        "queued submissions and logs need room")
         changed = False
         for alert_id in [a for a in self._alerts if a not in wanted and a != "command.refused"]:
             self._clear_alert(alert_id)
@@ -422,6 +428,13 @@ class FleetAgent:
         if changed or rows != self._devices_sent:
             self._devices_sent = rows
             self._publish_devices()
+
+    def _free_mb(self) -> float | None:
+        """Free space where the outbox and the logs live; None when it cannot be read."""
+        try:
+            return shutil.disk_usage(self.data_dir).free / 1_000_000
+        except OSError:
+            return None
 
     def _publish_devices(self) -> None:
         now = self.clock()

@@ -112,9 +112,24 @@ class SM4Box:
     def _load_or_create(path: Path) -> bytes:
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(os.urandom(16).hex())
+            # written whole to a temporary file, synced, then linked into place: a full disk or a
+            # power cut leaves either no key file (made again at the next start) or a whole one,
+            # never an empty one that would stop every later start
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(os.urandom(16).hex())
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.link(tmp, path)  # fails if another process made one meanwhile: theirs is kept
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise OutboxKeyError(f"outbox key file {path} cannot be written ({exc}): free space on "
+                                     f"{path.parent} and start again") from None
+            finally:
+                tmp.unlink(missing_ok=True)
         try:
             key = bytes.fromhex(path.read_text().strip())
         except (OSError, ValueError) as exc:
@@ -145,6 +160,7 @@ class Outbox:
                                  f"{db_path}: put it in another folder")
         db_path.parent.mkdir(parents=True, exist_ok=True)
         self.box = SM4Box(key_file)
+        self.path = db_path
         self.terminal_id = terminal_id
         self.clock = clock
         self._lock = threading.Lock()
@@ -247,9 +263,10 @@ class Outbox:
                                  (remote_receipt, self.clock(), entry.id))
                 self._db.execute("DELETE FROM outbox_scans WHERE entry_id=?", (entry.id,))
                 self._db.execute("COMMIT")
-            except sqlite3.Error:
-                self._db.execute("ROLLBACK")
-                raise
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:  # a failed COMMIT (disk full) has rolled back already
+                    self._db.execute("ROLLBACK")
+                raise OutboxError(f"cannot record a delivery in {self.path} ({exc}): is the disk full?") from exc
 
     def mark_failed(self, entry: Entry, error: str, retry_in_s: float | None) -> None:
         """A failed attempt: try again later, or (retry_in_s None) rejected for good."""

@@ -134,7 +134,10 @@ class PlatformLink:
         except (PlatformError, CatalogueError) as exc:
             log.warning("catalogue from the platform not available: %s", exc)
             return None
-        keep_catalogue(self.cache_file, data)
+        try:
+            keep_catalogue(self.cache_file, data)
+        except OSError as exc:  # a full disk: the catalogue is used all the same, only not cached
+            log.warning("catalogue not cached in %s: %s", self.cache_file, exc)
         self.catalogue_version = catalogue.version
         return catalogue
 
