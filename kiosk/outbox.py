@@ -267,6 +267,10 @@ class Outbox:
                 if self._db.in_transaction:  # a failed COMMIT (disk full) has rolled back already
                     self._db.execute("ROLLBACK")
                 raise OutboxError(f"cannot record a delivery in {self.path} ({exc}): is the disk full?") from exc
+            try:  # the old pages with the payload also sit in the write-ahead log: fold it in and empty it
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                log.warning("outbox: the write-ahead log was not emptied after a delivery: %s", exc)
 
     def mark_failed(self, entry: Entry, error: str, retry_in_s: float | None) -> None:
         """A failed attempt: try again later, or (retry_in_s None) rejected for good."""
