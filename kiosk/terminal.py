@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 # the reason a view changed -> speak it? Countdown ticks and corrections stay silent.
 _SILENT_REASONS = {"correct", "invalid", "continue", "sms", "equipment", "filter", "home", "promised",
                    "promise_withdrawn", "scan_attached", "scan_detached", "help_closed", "help_again",
-                   "help_minimized"}
+                   "help_minimized", "reader_back"}
 _HELP_KEYS = {"help": "help.calling", "help_answered": "help.called", "help_failed": "help.failed",
               "help_waiting": "help.waiting", "help_connected": "help.connected", "help_pointer": "help.pointer_hint",
               "help_ended": "help.ended", "help_ended_by_citizen": "help.ended"}
@@ -222,6 +222,8 @@ class Terminal:
             self.visit.card_kinds = frozenset(online) or self.visit.card_kinds
             if event.data.get("device") != DeviceState.ONLINE.value:
                 self._card_reader_lost(online)
+            else:  # back: identify says only what is still out, or nothing
+                self.visit.readers_back(None if "idcard" in online else "identify.idcard_offline")
 
     def _card_kinds_online(self) -> set[str]:
         return {self.cfg.devices[n].device_class for n in self.card_readers()

@@ -883,6 +883,14 @@ class Visit:
                 self._message = message_key
                 self._publish("reader_offline")
 
+    def readers_back(self, message_key: str | None) -> None:
+        """A card reader came back: the identify notice says what is still out, or goes."""
+        with self._lock:
+            if self.step is Step.IDENTIFY and self._message in (
+                    "identify.reader_offline", "identify.idcard_offline") and self._message != message_key:
+                self._message = message_key
+                self._publish("reader_back")
+
     # -- an appointment code on the attract screen (driven by the terminal's check-in) -----
     def code_refused(self, reason_key: str) -> None:
         """A code was held up that cannot be used here: say why, calmly, on the attract screen."""

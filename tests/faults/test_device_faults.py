@@ -424,8 +424,6 @@ def test_device_unplugged_mid_visit_comes_back_by_itself(fresh: FaultRig, case: 
     assert rig.console.alerts(after=mark).count((f"{case.device}.device_offline", "raised")) >= 1
 
 
-@pytest.mark.xfail(strict=True, reason="finding: kiosk/terminal.py tells the visit when a card reader is lost, "
-                   "never when it is back, so identify keeps saying the ID-card reader is out of order")
 def test_the_identify_notice_goes_when_the_reader_is_back(fresh: FaultRig) -> None:
     rig = fresh
     _identify_prepare(rig)
