@@ -67,6 +67,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except PermissionError:
         raise ConfigError(str(path), "", "the file cannot be read (permission denied)",
                           "make it readable by the kiosk user") from None
+    except UnicodeDecodeError as exc:  # tomllib decodes the whole file as UTF-8 before parsing
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise ConfigError(str(path), "", f"is not UTF-8 text (line {line}: byte {exc.start + 1} of the file, "
+                          f"0x{exc.object[exc.start]:02X}; Chinese Windows editors save GBK by default)",
+                          "save the file as UTF-8 (in the editor's Save As, choose the encoding UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), "", f"is not valid TOML ({exc})",
                           "correct the syntax at that line; strings need quotes") from None
@@ -106,6 +111,13 @@ def _source_of(dotted: str, prov: Provenance) -> str:
     return str(DEFAULTS_FILE)
 
 
+def _table_source(dotted: str, prov: Provenance) -> str:
+    """For a mistake across a table's keys: the layers that changed keys in it, not the defaults
+    that merely set the table."""
+    own = [src for key, src in prov.items() if key.startswith(dotted + ".") and src != str(DEFAULTS_FILE)]
+    return " and ".join(dict.fromkeys(own)) if own else _source_of(dotted, prov)
+
+
 def _siblings(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Names of the settings that exist next to an unknown key, for a 'did you mean'."""
     current: Any = model
@@ -141,7 +153,8 @@ def _explain(exc: ValidationError, model: type[BaseModel], prov: Provenance,
     first = errors[0]
     loc = prefix + tuple(first["loc"])
     dotted = ".".join(str(p) for p in loc)
-    source = _source_of(dotted, prov)
+    got = first.get("input")
+    source = _table_source(dotted, prov) if isinstance(got, Mapping) else _source_of(dotted, prov)
     kind = first["type"]
     more = f" ({len(errors) - 1} more problem(s) after this one)" if len(errors) > 1 else ""
     if kind == "extra_forbidden":
@@ -155,12 +168,16 @@ def _explain(exc: ValidationError, model: type[BaseModel], prov: Provenance,
     if kind == "missing":
         return ConfigError(source, dotted, "is required but not set" + more,
                            f"add it; see {DEFAULTS_FILE} for its meaning")
-    got = first.get("input")
     problem = _TYPE_WORDS.get(kind, first["msg"].lower())
     if kind == "literal_error":
         problem = f"must be one of {first.get('ctx', {}).get('expected', '')}"
     elif kind.startswith(("greater", "less")):
         problem = first["msg"].lower()
+    elif kind == "value_error":  # a validator's own words, host names and prefixes in their case
+        problem = str(first.get("ctx", {}).get("error", first["msg"]))
+    if isinstance(got, Mapping):  # a whole table: its keys are in the file (and may hold secrets)
+        return ConfigError(source, dotted, f"{problem}{more}", f"correct the keys of [{dotted}]; see "
+                           f"{DEFAULTS_FILE} for their meaning")
     return ConfigError(source, dotted, f"{problem}, but is {got!r}{more}",
                        f"set a valid value; see {DEFAULTS_FILE} for its meaning")
 

@@ -7,9 +7,18 @@ here, then the driver's own parameters against that driver's `Params` model.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from kiosk.codes import CodeRules, check_host_entry
 
 
 class _Section(BaseModel):
@@ -80,15 +89,25 @@ class HandoutSection(_Section):
     a4_printer: str = Field(description="name of the [devices.<name>] A4 printer; empty for none")
 
 
-class CodesSection(_Section):
-    """What scanned codes the terminal accepts (kiosk/codes.py documents the formats)."""
+TrustedHost = Annotated[str, AfterValidator(check_host_entry)]
 
-    e_licence_hosts: list[str] = Field(description="trusted hosts of e-licence links, e.g. zwfw.example.gov.cn")
+
+class CodesSection(_Section):
+    """What scanned codes the terminal accepts (kiosk/codes.py documents the formats).
+    Checked here with kiosk.codes' own rules, so what loads is what CheckIn can use."""
+
+    e_licence_hosts: list[TrustedHost] = Field(description="trusted hosts of e-licence links, "
+                                               "e.g. zwfw.example.gov.cn")
     e_licence_prefixes: list[str]
-    e_id_hosts: list[str] = Field(description="trusted hosts of e-ID (网证) links")
+    e_id_hosts: list[TrustedHost] = Field(description="trusted hosts of e-ID (网证) links")
     e_id_prefixes: list[str]
     appointment_prefix: str
     max_length: int = Field(ge=64, le=8192)
+
+    @model_validator(mode="after")
+    def _usable_rules(self) -> CodesSection:
+        CodeRules.from_mapping(self.model_dump())  # the rules across keys (overlapping prefixes, ...)
+        return self
 
 
 class MaintenanceSection(_Section):

@@ -29,6 +29,7 @@ from being replayed.
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -41,6 +42,9 @@ VERSION = 1
 ROOT = "kiosk"
 UP_KINDS = ("state", "heartbeat", "devices", "alert", "help", "screen", "reply", "media")
 COMMAND_TTL_S = 60.0  # a command older than this is refused (clock skew included)
+# how far a signed lifetime (expires - issued) may exceed COMMAND_TTL_S: times are rounded to the
+# millisecond and may come from two reads of the clock, never a reason to refuse
+LIFETIME_SLACK_S = 1.0
 MAX_PAYLOAD = 256 * 1024  # a mirror with an offer fits; anything larger is refused unread
 
 # what the console may ask a terminal to do, and the arguments each takes (name -> type)
@@ -167,6 +171,8 @@ def sign_command(keypair: KeyPair, terminal_id: str, action: str, args: dict[str
                  role: str, *, now: float | None = None, ttl_s: float = COMMAND_TTL_S) -> dict[str, Any]:
     """The envelope the console publishes on down/cmd."""
     check_terminal_id(terminal_id)
+    if not 0 < ttl_s <= COMMAND_TTL_S:  # terminals refuse an envelope valid for longer
+        raise ProtocolError(f"ttl_s {ttl_s} outside 0 to {COMMAND_TTL_S:.0f} s: terminals would refuse the command")
     args = check_args(action, dict(args))
     if action not in ROLE_COMMANDS.get(role, frozenset()):
         raise ProtocolError(f"role {role!r} may not send {action!r}")
@@ -206,6 +212,13 @@ class CommandVerifier:
         issued, expires = envelope["issued"], envelope["expires"]
         if not isinstance(issued, (int, float)) or not isinstance(expires, (int, float)):
             raise ProtocolError("command times are not numbers", "malformed")
+        if not (math.isfinite(issued) and math.isfinite(expires)):
+            raise ProtocolError("command times are not finite numbers (Infinity or NaN)", "malformed")
+        # the signed lifetime itself is held to the TTL: an envelope valid for longer could be
+        # replayed after a restart (the seen ids are forgotten) for as long as it claims
+        if not 0 <= expires - issued <= COMMAND_TTL_S + LIFETIME_SLACK_S:
+            raise ProtocolError(f"command valid for {expires - issued:.0f} s, outside 0 to {COMMAND_TTL_S:.0f} s: "
+                                "signed with another time to live, or altered", "stale")
         if now > expires or issued > now + COMMAND_TTL_S:
             raise ProtocolError("command is stale or from the future: check both clocks (NTP)", "stale")
         cmd_id = str(envelope["id"])

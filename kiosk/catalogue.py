@@ -7,6 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from govapi.form_values import FIELD_TYPES, value_problem
+from kiosk.govclient import (
+    MalformedAnswer,
+    expect_list,
+    expect_object,
+    expect_objects,
+    expect_text,
+    expect_translations,
+)
 
 Text = dict[str, str]  # {"zh-CN": ..., "en": ...}
 
@@ -147,14 +155,21 @@ class Catalogue:
         return cls(services)
 
     @classmethod
-    def from_platform(cls, data: dict[str, Any]) -> Catalogue:
-        """The platform's catalogue (GET /v1/catalogue) as the visit's services."""
+    def from_platform(cls, data: Any) -> Catalogue:
+        """The platform's catalogue (GET /v1/catalogue, or the copy kept on disk) as the visit's
+        services. It comes from outside: any other shape is a CatalogueError naming the part."""
+        try:
+            items = expect_objects(expect_object(data, "catalogue").get("items", []), "items")
+        except MalformedAnswer as exc:
+            raise CatalogueError(f"platform catalogue: {exc}") from None
         services = []
-        for n, item in enumerate(data.get("items", [])):
+        for n, item in enumerate(items):
             try:
                 services.append(_service_from_platform(item))
-            except (KeyError, TypeError, AttributeError) as exc:
-                raise CatalogueError(f"platform catalogue: item #{n + 1} lacks {exc}") from None
+            except MalformedAnswer as exc:
+                raise CatalogueError(f"platform catalogue: item #{n + 1}: {exc}") from None
+            except (KeyError, TypeError, ValueError, OverflowError) as exc:  # a part missing; int() of the days
+                raise CatalogueError(f"platform catalogue: item #{n + 1} lacks or garbles {exc}") from None
         return cls(services, str(data.get("version", "")))
 
     def services(self) -> list[Service]:
@@ -171,31 +186,58 @@ class Catalogue:
         self._services[service.id] = service
 
 
-def _department(data: Any) -> Text:
-    return {"zh-CN": data["zh-CN"], "en": data.get("en", "")} if isinstance(data, dict) else {"zh-CN": str(data)}
+def _department(data: Any, where: str) -> Text:
+    """A department as the platform names it: {"id", "zh-CN", "en"}, or only its name."""
+    if isinstance(data, str):
+        return {"zh-CN": data}
+    data = expect_object(data, where)
+    return {"zh-CN": expect_text(data["zh-CN"], f"{where}.zh-CN"),
+            "en": expect_text(data.get("en"), f"{where}.en", optional=True)}
+
+
+def _text(data: dict[str, Any], key: str, where: str) -> Text | None:
+    """An optional text of the catalogue (summary, notice...): None when missing or empty."""
+    value = data.get(key)
+    return dict(expect_translations(value, f"{where}.{key}")) if value else None
 
 
 def _service_from_platform(item: dict[str, Any]) -> Service:
+    """One item, its shape checked part by part (MalformedAnswer names the part, KeyError a
+    part that is missing): the screens show its texts as they are."""
+    sid = expect_text(item["id"], "id")
+    at = f"item {sid}"
+
+    def text(value: Any, where: str) -> Text:
+        return dict(expect_translations(value, f"{at} {where}"))
+
+    def word(key: str, default: str, data: dict[str, Any] = item, where: str = at) -> str:
+        return expect_text(data.get(key), f"{where} {key}", optional=True) or default
+
     fields = []
-    for f in item.get("form", []):
-        kind = f.get("type") or "text"
+    for n, f in enumerate(expect_objects(item.get("form", []), f"{at} form")):
+        key = expect_text(f["key"], f"{at} form[{n}].key")
+        kind = word("type", "text", f, f"{at} field {key}")
         if kind not in FIELD_TYPES:
-            raise CatalogueError(f"platform catalogue: item {item['id']} field {f['key']} has an unknown "
+            raise CatalogueError(f"platform catalogue: {at} field {key} has an unknown "
                                  f"type {kind!r} (known: {', '.join(FIELD_TYPES)})")
-        choices = tuple((str(c["value"]), dict(c["label"])) for c in f.get("choices") or [])
-        fields.append(Field(f["key"], dict(f["label"]), f.get("source") or "", bool(f.get("required")),
-                            kind, choices))
-    materials = tuple(Material(m["id"], dict(m["title"]), m.get("e_licence"), bool(m.get("promise_allowed")),
-                               bool(m.get("required", True)), dict(m["commitment"]) if m.get("commitment") else None)
-                      for m in item.get("materials", []))
+        choices = tuple((str(c["value"]), text(c["label"], f"field {key} choice"))
+                        for c in expect_objects(f.get("choices") or [], f"{at} field {key} choices"))
+        fields.append(Field(key, text(f["label"], f"field {key} label"), word("source", "", f, f"{at} field {key}"),
+                            bool(f.get("required")), kind, choices))
+    materials = tuple(Material(expect_text(m["id"], f"{at} material id"), text(m["title"], "material title"),
+                               expect_text(m.get("e_licence"), f"{at} material e_licence", optional=True) or None,
+                               bool(m.get("promise_allowed")), bool(m.get("required", True)),
+                               _text(m, "commitment", f"{at} material"))
+                      for m in expect_objects(item.get("materials", []), f"{at} materials"))
     departments = []
     if item.get("lead_department"):
-        departments.append(_department(item["lead_department"]))
-    departments += [_department(d) for d in item.get("cooperating_departments", [])]
-    return Service(item["id"], item.get("category", ""), dict(item["title"]), tuple(fields), materials,
-                   item.get("kind", "service"), item.get("life_event", ""),
-                   dict(item["summary"]) if item.get("summary") else None,
-                   dict(item["notice"]) if item.get("notice") else None,
-                   tuple(dict(s) for s in item.get("steps", [])), tuple(departments),
-                   int(item.get("time_limit_days") or 0),
-                   tuple(dict(i["title"]) for i in item.get("includes", [])))
+        departments.append(_department(item["lead_department"], f"{at} lead_department"))
+    departments += [_department(d, f"{at} cooperating_departments")
+                    for d in expect_list(item.get("cooperating_departments", []), f"{at} cooperating_departments")]
+    return Service(sid, word("category", ""), text(item["title"], "title"), tuple(fields), materials,
+                   word("kind", "service"), word("life_event", ""),
+                   _text(item, "summary", at), _text(item, "notice", at),
+                   tuple(text(s, "steps") for s in expect_objects(item.get("steps", []), f"{at} steps")),
+                   tuple(departments), int(item.get("time_limit_days") or 0),
+                   tuple(text(i["title"], "includes title")
+                         for i in expect_objects(item.get("includes", []), f"{at} includes")))

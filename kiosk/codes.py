@@ -142,7 +142,9 @@ def _valid_hostname(host: str) -> bool:
     return all(_LABEL.fullmatch(label) for label in labels) and not labels[-1].isdigit()
 
 
-def _check_host_entry(entry: str) -> str:
+def check_host_entry(entry: str) -> str:
+    """One trusted-host entry, normalised; ValueError when malformed or too broad. The config
+    schema checks `[codes]` with it too, so a bad entry stops start-up with a ConfigError."""
     entry = entry.strip().lower()
     base = entry.removeprefix("*.")
     if not _valid_hostname(base) or "." not in base:
@@ -180,8 +182,8 @@ class CodeRules:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here
-        set_(self, "e_licence_hosts", tuple(_check_host_entry(h) for h in self.e_licence_hosts))
-        set_(self, "e_id_hosts", tuple(_check_host_entry(h) for h in self.e_id_hosts))
+        set_(self, "e_licence_hosts", tuple(check_host_entry(h) for h in self.e_licence_hosts))
+        set_(self, "e_id_hosts", tuple(check_host_entry(h) for h in self.e_id_hosts))
         both = set(self.e_licence_hosts) & set(self.e_id_hosts)
         if both:
             raise ValueError(f"hosts trusted for both e-licence and e-ID codes: {', '.join(sorted(both))}")

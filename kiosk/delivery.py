@@ -8,6 +8,8 @@ so uploading again on every attempt is harmless and survives a platform that los
 and only when all are stored the application that names them. The application body is the
 queued payload, unchanged, so every attempt sends the same bytes for its idempotency key.
 A scan the platform refuses makes the entry rejected: the application could only fail.
+A row that no longer opens (see kiosk/outbox.py) is set aside as unreadable, kept for the
+technician, and the round goes on with the next: one bad row never holds up the others.
 """
 from __future__ import annotations
 
@@ -16,8 +18,8 @@ import logging
 import threading
 from typing import Any
 
-from kiosk.govclient import PlatformClient, PlatformRejected, PlatformUnavailable
-from kiosk.outbox import DELIVERED, Entry, Outbox, OutboxError
+from kiosk.govclient import PlatformClient, PlatformRejected, PlatformUnavailable, expect_object, expect_text
+from kiosk.outbox import DELIVERED, Entry, Outbox, OutboxError, OutboxUnreadable
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,11 @@ class Deliverer:
                     # progress page finds the application by it too (the same on every attempt)
                     payload.setdefault("terminal_receipt", current.local_receipt)
                     self._upload_scans(current, payload, client or self.client)
-                answer = send(payload, current.idempotency_key)
+                answer = expect_object(send(payload, current.idempotency_key), method)
+                receipt = expect_text(answer.get(receipt_field), f"{method}: {receipt_field}", optional=True)
+            except OutboxUnreadable as exc:
+                self.outbox.set_aside(current, str(exc))
+                log.error("outbox %s set aside, not sent: %s", current.local_receipt, exc)
             except PlatformUnavailable as exc:
                 wait = min(self.backoff_max_s, self.backoff_min_s * 2 ** current.attempts)
                 self.outbox.mark_failed(current, str(exc), wait)
@@ -64,7 +70,6 @@ class Deliverer:
                 self.outbox.mark_failed(current, str(exc), None)
                 log.error("outbox %s rejected by the platform: %s", current.local_receipt, exc)
             else:
-                receipt = str(answer.get(receipt_field) or "")
                 try:
                     self.outbox.mark_delivered(current, receipt)
                 except OutboxError as exc:

@@ -17,6 +17,11 @@ than base64 inside the payload: the payload stays small and is read on every att
 scan is read only to be uploaded, and is erased with the payload on delivery. Each is
 sealed bound to its entry's key and its digest, so one cannot be swapped into another row.
 Entries queued before attachments existed simply have none.
+
+A row that no longer opens (a damaged disk, a power cut mid-write, the key file replaced)
+can never be sent as it is: delivery sets it aside as `unreadable`, keeping its sealed
+bytes and the reason for the technician (restoring the key may open it again), and goes
+on with the others. Nothing is deleted.
 """
 from __future__ import annotations
 
@@ -33,11 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 log = logging.getLogger(__name__)
 
 PENDING, DELIVERED, REJECTED = "pending", "delivered", "rejected"
+UNREADABLE = "unreadable"  # set aside: its sealed bytes no longer open (kept, never sent)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -72,6 +79,11 @@ class OutboxError(Exception):
 
 class OutboxKeyError(OutboxError):
     """The encryption key file is missing, unreadable or not a key."""
+
+
+class OutboxUnreadable(OutboxError):
+    """One row's sealed payload or scan no longer opens with the outbox key: that row cannot
+    be sent (the others can). The message names the row, never its content."""
 
 
 @dataclass(frozen=True)
@@ -229,7 +241,10 @@ class Outbox:
             row = self._db.execute("SELECT payload FROM outbox WHERE id=?", (entry.id,)).fetchone()
         if row is None or row[0] is None:
             raise OutboxError(f"outbox entry {entry.local_receipt} has no payload (already delivered)")
-        return json.loads(self.box.open(row[0], entry.idempotency_key.encode()))
+        try:
+            return json.loads(self.box.open(row[0], entry.idempotency_key.encode()))
+        except (InvalidTag, ValueError, TypeError) as exc:  # ValueError: too short, not UTF-8 or not JSON
+            raise self._unreadable(entry, "payload", exc) from None
 
     def attachments(self, entry: Entry) -> list[Attachment]:
         """The entry's files, opened, in the order they were queued; [] for an entry without any
@@ -239,11 +254,22 @@ class Outbox:
                                     " ORDER BY rowid", (entry.id,)).fetchall()
         out = []
         for digest, media_type, sealed in rows:
-            data = self.box.open(sealed, _scan_aad(entry.idempotency_key, digest))
+            try:
+                data = self.box.open(sealed, _scan_aad(entry.idempotency_key, digest))
+            except (InvalidTag, ValueError, TypeError) as exc:
+                raise self._unreadable(entry, f"scan {digest[:12]}...", exc) from None
             if hashlib.sha256(data).hexdigest() != digest:  # sealed wrongly at enqueue: never send it
-                raise OutboxError(f"outbox entry {entry.local_receipt}: a queued scan does not match its digest")
+                raise OutboxUnreadable(f"outbox entry {entry.local_receipt}: a queued scan does not match its "
+                                       "digest (damaged on disk); the entry is kept, not sent")
             out.append(Attachment(digest, media_type, data))
         return out
+
+    def _unreadable(self, entry: Entry, part: str, exc: Exception) -> OutboxUnreadable:
+        """The error for a row that does not open: its number and why, never any of its bytes."""
+        why = "wrong key or damaged bytes" if isinstance(exc, InvalidTag) else "damaged bytes"
+        return OutboxUnreadable(f"outbox entry {entry.local_receipt}: the sealed {part} does not open "
+                                f"({type(exc).__name__}: {why}); if the outbox key file was replaced, restore "
+                                "it from the backup; the entry is kept, not sent")
 
     def due(self, limit: int = 20) -> list[Entry]:
         with self._lock:
@@ -282,8 +308,15 @@ class Outbox:
                 self._db.execute("UPDATE outbox SET attempts=attempts+1, last_error=?, next_attempt_at=?"
                                  " WHERE id=?", (error[:500], self.clock() + retry_in_s, entry.id))
 
+    def set_aside(self, entry: Entry, reason: str) -> None:
+        """A row that cannot be sent as it is (it does not open): kept with its sealed bytes and
+        the reason, out of the delivery rounds, counted as unreadable for the technician."""
+        with self._lock:
+            self._db.execute("UPDATE outbox SET state=?, attempts=attempts+1, last_error=? WHERE id=?",
+                             (UNREADABLE, reason[:500], entry.id))
+
     def counts(self) -> dict[str, int]:
-        """Backlog figures for the help desk."""
+        """Backlog figures for the help desk (`unreadable` only when some row was set aside)."""
         with self._lock:
             rows = self._db.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state").fetchall()
         out = {PENDING: 0, DELIVERED: 0, REJECTED: 0}

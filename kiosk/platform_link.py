@@ -19,8 +19,17 @@ from govapi.signing import KeyFileError, KeyPair
 from kiosk import materials
 from kiosk.catalogue import Catalogue, CatalogueError, Service
 from kiosk.delivery import Deliverer
-from kiosk.govclient import PlatformClient, PlatformError, new_idempotency_key
-from kiosk.outbox import DELIVERED, Outbox, OutboxError
+from kiosk.govclient import (
+    MalformedAnswer,
+    PlatformClient,
+    PlatformError,
+    expect_object,
+    expect_objects,
+    expect_text,
+    expect_translations,
+    new_idempotency_key,
+)
+from kiosk.outbox import DELIVERED, UNREADABLE, Outbox, OutboxError
 from kiosk.session import Session
 from kiosk.visit import Receipt, SubmissionRefused, SubmitError
 
@@ -59,6 +68,31 @@ def keep_catalogue(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     tmp.replace(path)
+
+
+def _listed(answer: dict[str, Any], key: str, texts: tuple[str, ...], what: str) -> list[dict[str, Any]]:
+    """answer[key] (missing: []) as a list of objects whose `texts` are translations and whose
+    item_id, if any, a text: the parts of the platform's answer the visit reads and shows."""
+    items = expect_objects(answer.get(key, []), f"{what}: {key}")
+    for n, item in enumerate(items):
+        for name in texts:
+            expect_translations(item.get(name), f"{what}: {key}[{n}].{name}", optional=True)
+        expect_text(item.get("item_id"), f"{what}: {key}[{n}].item_id", optional=True)
+    return items
+
+
+def _prefill_values(data: dict[str, Any], what: str) -> dict[str, str]:
+    """The prefill answer's values as texts: {"key": "text"} or {"key": {"value": ..., "source": ...}};
+    a value left null is left out (the platform does not know it)."""
+    out: dict[str, str] = {}
+    for key, entry in expect_object(data.get("values", data), f"{what}: values").items():
+        value = entry.get("value") if isinstance(entry, dict) else entry
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise MalformedAnswer(f"{what}: the value of field {key!r} is not a text")
+        out[key] = str(value)
+    return out
 
 
 NO_FACE_CHECK = {"method": "none", "passed": False, "score": None, "liveness": None,
@@ -120,7 +154,7 @@ class PlatformLink:
             catalogue = Catalogue.from_platform(data)
         except FileNotFoundError:
             return None
-        except (OSError, ValueError, CatalogueError) as exc:
+        except (OSError, ValueError, RecursionError, CatalogueError) as exc:
             log.warning("the kept catalogue %s is unusable (%s)", self.cache_file, exc)
             return None
         log.info("using the catalogue kept on disk (version %s)", catalogue.version or "unknown")
@@ -179,14 +213,17 @@ class PlatformLink:
             try:
                 token = self.quick.identify(session.visit_id, card_for_platform(session.identity),
                                             session.face_check or NO_FACE_CHECK)
-                licences = self.quick.licences(token.token)
+                answer = self.quick.licences(token.token)
+                # {"licences": [...]} as documented, or the bare list
+                licences = expect_objects(answer.get("licences") if isinstance(answer, dict) else answer,
+                                          "GET /v1/citizens/me/licences: licences")
             except PlatformError as exc:
                 log.warning("identify at the platform failed: %s", exc)
                 return
             if session.identity is None:  # the visit was wiped while we waited: keep nothing
                 return
             session.citizen_token = token
-            session.licences = list(licences.get("licences", licences) if isinstance(licences, dict) else licences)
+            session.licences = list(licences)
         finally:
             if done is not None:
                 done.set()
@@ -211,12 +248,10 @@ class PlatformLink:
         if token is None:
             return {}
         try:
-            data = self.quick.prefill(service.id, token.token)
+            return _prefill_values(self.quick.prefill(service.id, token.token), f"prefill of {service.id}")
         except PlatformError as exc:
             log.warning("prefill for %s failed: %s", service.id, exc)
             return {}
-        values = data.get("values", data)
-        return {k: str(v.get("value", "")) if isinstance(v, dict) else str(v) for k, v in values.items()}
 
     def home(self, session: Session) -> tuple[list[dict[str, Any]], list[dict[str, Any]]] | None:
         """The citizen's own page: benefits and applications in progress; None when the platform
@@ -226,9 +261,11 @@ class PlatformLink:
         if token is None:
             return None
         try:
-            benefits = self.quick.benefits(token.token).get("benefits", [])
-            applications = self.quick.my_applications(token.token).get("applications", [])
-        except (PlatformError, AttributeError) as exc:
+            benefits = _listed(self.quick.benefits(token.token), "benefits", ("title", "reason"),
+                               "GET /v1/citizens/me/benefits")
+            applications = _listed(self.quick.my_applications(token.token), "applications", ("title",),
+                                   "GET /v1/citizens/me/applications")
+        except PlatformError as exc:
             log.warning("the citizen's page could not be loaded: %s", exc)
             return None
         return list(benefits), list(applications)
@@ -256,7 +293,8 @@ class PlatformLink:
         if item_id:
             payload["item_id"] = item_id
         answer = self.quick.consult(payload, new_idempotency_key())
-        return str(answer.get("ticket_number", "")), str(answer.get("hotline", ""))
+        return (expect_text(answer.get("ticket_number"), "POST /v1/consultations: ticket_number", optional=True),
+                expect_text(answer.get("hotline"), "POST /v1/consultations: hotline", optional=True))
 
     def materials_for(self, session: Session, service: Service) -> list[dict[str, str]]:
         """What the application says about each material (see kiosk.materials)."""
@@ -290,5 +328,7 @@ class PlatformLink:
             return Receipt(entry.remote_receipt or entry.local_receipt, delivered=True)
         if entry.state == "rejected":
             raise SubmissionRefused(f"the platform refused the application: {entry.last_error}")
+        if entry.state == UNREADABLE:  # kept for the technician, but it will not be sent
+            raise SubmitError(entry.last_error)
         return Receipt(entry.local_receipt, delivered=False)
 

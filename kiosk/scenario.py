@@ -59,17 +59,26 @@ class Scenario:
                 raw = tomllib.load(fh)
         except FileNotFoundError:
             raise ScenarioError(f"scenario file {path} does not exist") from None
+        except OSError as exc:
+            raise ScenarioError(f"scenario file {path} cannot be read: {exc}") from None
+        except UnicodeDecodeError as exc:  # tomllib decodes the whole file as UTF-8 first
+            raise ScenarioError(f"scenario file {path} is not UTF-8 text (byte {exc.start + 1}); "
+                                "save it as UTF-8") from None
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError(f"scenario file {path} is not valid TOML: {exc}") from None
         steps = raw.get("steps")
         if not isinstance(steps, list) or not steps:
             raise ScenarioError(f"{path}: no [[steps]]; a scenario needs at least one step")
         for n, step in enumerate(steps, 1):
+            if not isinstance(step, dict):
+                raise ScenarioError(f"{path}: step {n} is not a table ({type(step).__name__}); write each step as "
+                                    "[[steps]] with a do = ... line")
             if step.get("do") not in ACTIONS:
                 raise ScenarioError(f"{path}: step {n} has do = {step.get('do')!r}; "
                                     f"use one of: {', '.join(ACTIONS)}")
-            if step["do"] == "press" and step.get("button") not in PRESSES:
-                raise ScenarioError(f"{path}: step {n} presses {step.get('button')!r}; "
+            button = step.get("button")
+            if step["do"] == "press" and not (isinstance(button, str) and button in PRESSES):
+                raise ScenarioError(f"{path}: step {n} presses {button!r}; "
                                     f"buttons: {', '.join(sorted(PRESSES))}")
         return cls(str(raw.get("name", Path(path).stem)), steps, str(path))
 

@@ -79,6 +79,16 @@ class Session:
     scans: dict[str, Scan] = field(default_factory=dict)  # material id -> its scan (materials step)
     promises: set[str] = field(default_factory=set)  # materials promised for later (告知承诺)
     notice_accepted: bool = False
+    _typed: set[str] = field(default_factory=set, repr=False)  # answers masked in the log (see set_answer)
+
+    def set_answer(self, key: str, value: str, *, personal: bool = True) -> None:
+        """Keep one answer of the form. A personal one (anything but a choice from a list: a
+        typed address, a phone number) has no shape the log filter knows, so it is masked as a
+        secret until the item is dropped."""
+        self.answers[key] = value
+        if personal and value:
+            privacy.register_secret(value)
+            self._typed.add(value)
 
     def set_identity(self, identity: Any) -> None:
         self.identity = identity
@@ -103,6 +113,8 @@ class Session:
     def drop_item(self) -> None:
         """Forget the chosen item and everything given for it (the citizen chose another)."""
         self.service_id = None
+        privacy.forget_secret(*(self._typed - set(self._secrets())))  # the card's own stay masked
+        self._typed.clear()
         for key in list(self.answers):
             self.answers[key] = ""
         self.answers.clear()

@@ -71,7 +71,8 @@ OTHER_KINDS = ("face_wrong_person", "face_photo", "expired_card", "ssc_refused",
                "code_unknown")
 OUTAGES = ("down", "error_503", "slow", "cut_response")  # the fault proxy's modes during submission
 
-SAMPLE_VALUES = {"text": "测试内容", "date": "2025-03-01", "phone": "13800000011", "number": "1"}
+# what the soak types into a form; the phone is nobody's in the reference platform's residents
+SAMPLE_VALUES = {"text": "测试内容", "date": "2025-03-01", "phone": "13700000000", "number": "1"}
 DOCUMENTS = ("form", "notice")  # pages the document camera emulator can lay on its base
 IDENTIFY_WITHIN_S = 45  # card read + face check (人证核验) + the platform
 HANDOUT_WITHIN_S = 60  # a certificate: fetched, rendered, through cupsd

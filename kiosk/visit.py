@@ -365,7 +365,8 @@ class Visit:
             if self.prefiller is not None:
                 known = self.prefiller(self.session, service)
                 answers.update({k: v for k, v in known.items() if k in answers and v and not answers[k]})
-            self.session.answers = answers
+            for f in service.fields:
+                self.session.set_answer(f.key, answers[f.key], personal=f.type != "choice")
             self._go(self._item_steps(service)[0], "choose")
 
     def next(self) -> None:
@@ -416,7 +417,7 @@ class Visit:
                 self._field_problem = (key, f"form.problem.{field.type}")
                 self._touched("invalid")
                 return
-            self.session.answers[key] = value
+            self.session.set_answer(key, value, personal=field.type != "choice")
             self._field_problem = None
             self._message = None
             self._touched("correct")

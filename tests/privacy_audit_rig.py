@@ -219,7 +219,7 @@ def terminal_config(data_dir: Path, platform_url: str, broker: Broker, password_
 PRODUCT_MODULES = ("kiosk", "devices", "fleet", "govapi", "config", "voice")
 # modules of the world outside the terminal (emulated hardware) and of the test harness: not entered
 OUTSIDE = ("emulator", "pcscd_rig", "vpcd_link", "devices.camera.scene", "devices.scanner.document_scene",
-           "kiosk.scenario", "privacy_audit_", "faultproxy", "govplatform_harness", "visit_doubles", "_pytest",
+           "kiosk.scenario", "kiosk.soak", "privacy_audit_", "faultproxy", "govplatform_harness", "visit_doubles", "_pytest",
            "pytest")
 
 

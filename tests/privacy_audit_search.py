@@ -278,6 +278,11 @@ class MemoryReport:
     objects: int = 0  # how many objects were visited
     bounded: bool = False  # True: the walk stopped at its limit
     types: collections.Counter[str] = field(default_factory=collections.Counter)
+    frontier: collections.Counter[str] = field(default_factory=collections.Counter)  # bounded: where the walk was
+
+    def why_bounded(self) -> str:
+        """Where the unvisited objects hang from (their paths' first steps), to find what grew."""
+        return "; ".join(f"{path} ({n})" for path, n in self.frontier.most_common(12))
 
 
 def search_memory(roots: dict[str, Any], people: Iterable[Person], *, skip: Callable[[Any], bool] = lambda _o: False,
@@ -324,6 +329,8 @@ def search_memory(roots: dict[str, Any], people: Iterable[Person], *, skip: Call
     while queue:
         if report.objects >= limit:
             report.bounded = True
+            for left in list(queue)[:20_000]:
+                report.frontier[re.sub(r"\[[^\]]*\]", "[]", path_of(id(left)))[:90]] += 1
             break
         obj = queue.popleft()
         report.objects += 1

@@ -98,6 +98,37 @@ def test_not_toml(tmp_path: Path) -> None:
     assert "not valid TOML" in str(err.value) and str(path) in str(err.value)
 
 
+def test_file_not_utf8_says_where_and_to_save_as_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "terminal.toml"
+    path.write_bytes('[terminal]\nlocation = "一楼大厅"\n'.encode("gbk"))  # a Chinese Windows editor's default
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    assert str(path) in str(err.value) and "not UTF-8" in str(err.value) and "line 2" in str(err.value)
+    assert "save the file as UTF-8" in err.value.fix
+
+
+def test_trusted_host_the_code_rules_refuse_is_a_config_error(tmp_path: Path) -> None:
+    path = write(tmp_path, '[codes]\ne_licence_hosts = ["zwfw.example.gov.cn", "*.gov.cn"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    assert err.value.key == "codes.e_licence_hosts.1" and err.value.source == str(path)
+    assert "'*.gov.cn' is too broad" in str(err.value)
+
+
+def test_code_rules_across_keys_name_the_section_and_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, '[codes]\ne_id_prefixes = ["DZZZ"]\n')
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    assert err.value.key == "codes" and err.value.source == str(path)
+    assert "prefixes 'DZZZ:' and 'DZZZ' overlap" in str(err.value)  # in their own letter case
+    assert "e_licence_hosts" not in str(err.value)  # the problem, not the whole table
+
+
+def test_trusted_hosts_are_normalised(tmp_path: Path) -> None:
+    path = write(tmp_path, '[codes]\ne_licence_hosts = [" ZWFW.example.gov.cn"]\n')
+    assert load_config(path, environ={}).codes.e_licence_hosts == ["zwfw.example.gov.cn"]
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_config(tmp_path / "nope.toml", environ={})

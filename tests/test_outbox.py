@@ -9,11 +9,12 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
-from cryptography.exceptions import InvalidTag
 
-from kiosk.outbox import Outbox, OutboxError, OutboxKeyError
+from kiosk.delivery import Deliverer
+from kiosk.outbox import DELIVERED, UNREADABLE, Outbox, OutboxError, OutboxKeyError, OutboxUnreadable
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = {"citizen": {"id_number": "11010519491231002X", "name": "赵六"}, "answers": {"addr": "测试路1号"}}
@@ -66,8 +67,9 @@ def test_wrong_key_cannot_read(tmp_path: Path) -> None:
     box.close()
     (tmp_path / "keys" / "outbox.key").write_text(os.urandom(16).hex())
     box = make(tmp_path)
-    with pytest.raises(Exception):
+    with pytest.raises(OutboxUnreadable, match="restore it from the backup") as raised:
         box.payload(entry)
+    assert entry.local_receipt in str(raised.value) and "赵六" not in str(raised.value)
 
 
 def test_failed_attempts_back_off_and_rejection_is_final(tmp_path: Path) -> None:
@@ -139,7 +141,7 @@ def test_a_scan_cannot_be_moved_to_another_entry(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "outbox" / "outbox.db") as db:
         db.execute("UPDATE outbox_scans SET entry_id=? WHERE entry_id=?", (other.id, mine.id))
     box = make(tmp_path)
-    with pytest.raises(InvalidTag):
+    with pytest.raises(OutboxUnreadable, match="scan"):
         box.attachments(box.get(other.id))
 
 
@@ -156,3 +158,38 @@ def test_entries_queued_before_scans_existed_still_deliver(tmp_path: Path) -> No
     assert box.payload(due) == PAYLOAD and box.attachments(due) == []
     box.mark_delivered(entry, "SQ-3")
     assert box.counts()["delivered"] == 1
+
+
+# -- rows that no longer open --------------------------------------------------------------------------------
+class _Platform:
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    def submit_application(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+        self.received.append(key)
+        return {"receipt_number": f"R-{key[:4]}"}
+
+    def put_scan(self, data: bytes, media_type: str) -> dict[str, Any]:
+        return {"reference": "scan:x"}
+
+
+def test_a_row_that_does_not_open_is_set_aside_and_the_next_rows_still_go(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A damaged scan (or payload) stops only its own row: kept with its bytes and the reason,
+    counted as unreadable, never sent, never deleted; the rows after it are delivered."""
+    box = make(tmp_path)
+    damaged = box.enqueue("application", PAYLOAD, "x" * 32, attachments=[("image/jpeg", _scan(b"ZHAO "))])
+    good = box.enqueue("application", PAYLOAD, "y" * 32)
+    with box._lock:
+        box._db.execute("UPDATE outbox_scans SET sealed=zeroblob(64) WHERE entry_id=?", (damaged.id,))
+    platform = _Platform()
+    assert Deliverer(box, platform).drain() == 1  # type: ignore[arg-type]
+    assert platform.received == ["y" * 32] and box.get(good.id).state == DELIVERED
+    kept = box.get(damaged.id)
+    assert kept.state == UNREADABLE and damaged.local_receipt in kept.last_error and "scan" in kept.last_error
+    assert box.counts() == {"pending": 0, "delivered": 1, "rejected": 0, UNREADABLE: 1}
+    with box._lock:
+        assert box._db.execute("SELECT payload IS NOT NULL FROM outbox WHERE id=?", (damaged.id,)).fetchone() == (1,)
+        assert box._db.execute("SELECT count(*) FROM outbox_scans WHERE entry_id=?", (damaged.id,)).fetchone() == (1,)
+    assert "set aside" in caplog.text and "赵六" not in caplog.text and "ZHAO" not in caplog.text
+    assert Deliverer(box, platform).drain() == 0 and platform.received == ["y" * 32]  # not retried

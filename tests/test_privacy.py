@@ -65,3 +65,34 @@ def test_setup_logging_drops_a_librarys_unfiltered_stderr_handler() -> None:
         for handler in list(root.handlers):
             if getattr(handler, "_kiosk", False) or handler is stray:
                 root.removeHandler(handler)
+
+
+def test_typed_answers_are_masked_until_the_item_is_dropped() -> None:
+    """A typed name has no shape the filter knows: the visit registers every answer but the
+    choices, and forgets them with the item (the card's own secrets stay while the card does)."""
+    from visit_doubles import Card
+
+    from govplatform.catalogue import load_catalogue
+    from kiosk.catalogue import Catalogue
+    from kiosk.visit import Step, Visit
+
+    visit = Visit(Catalogue.from_platform(load_catalogue()))
+    card = Card()
+    visit.start()
+    visit.card_read(card)
+    visit.browse()
+    visit.choose("newborn")
+    visit.next()
+    assert visit.step is Step.FORM
+    visit.correct("baby_name", "张小测")
+    visit.correct("applicant_relation", "mother")
+    line = privacy.mask_text(f"form: baby 张小测, relation mother, applicant {card.name}")
+    assert "张小测" not in line and card.name not in line and "mother" in line, line
+    visit.correct("baby_name", "张大测")  # the first spelling stays masked until the item goes
+    assert "张小测" not in privacy.mask_text("张小测")
+    while visit.step is not Step.CHOOSE:  # back past the item's first step: the item is given up
+        visit.back()
+    assert privacy.mask_text("张小测 张大测") == "张小测 张大测"
+    assert card.name not in privacy.mask_text(card.name), "the card's name was forgotten with the item"
+    visit.cancel()
+    assert privacy.mask_text(card.name) == card.name

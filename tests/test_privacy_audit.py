@@ -407,7 +407,8 @@ def test_the_visits_went_as_scripted(audit: Audit) -> None:
                      "cache/catalogue.json", "audit/fleet.jsonl"):
         assert expected in searched, f"{expected} was not among the files searched: {sorted(searched)}"
     for after, report in audit.memory.items():
-        assert not report.bounded, f"the memory search after {after} stopped at its limit ({report.objects})"
+        assert not report.bounded, (f"the memory search after {after} stopped at its limit ({report.objects}); "
+                                    f"unvisited objects hang from: {report.why_bounded()}")
         assert report.objects > 1000, f"the memory search after {after} saw only {report.objects} objects"
     print("\n".join(f"{k}: {v:.1f} s" for k, v in audit.timings.items()))
     print("\n".join(f"memory after {k}: {r.objects} objects" for k, r in audit.memory.items()))

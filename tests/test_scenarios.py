@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import wave
@@ -63,6 +64,20 @@ def test_malformed_scenario_is_refused_clearly(tmp_path: Path) -> None:
     bad.write_text('[[steps]]\ndo = "dance"\n', encoding="utf-8")
     proc = run_main("--headless", "--scenario", str(bad))
     assert proc.returncode == 2 and "use one of:" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"steps = [1]\n", "step 1 is not a table (int)"),
+    (b'[[steps]]\ndo = "press"\nbutton = ["start"]\n', "presses ['start']"),
+    ('[[steps]]\ndo = "press"\nbutton = "start"\nname = "一楼大厅"\n'.encode("gbk"), "not UTF-8"),
+])
+def test_malformed_scenario_file_is_a_scenario_error(tmp_path: Path, data: bytes, words: str) -> None:
+    from kiosk.scenario import Scenario, ScenarioError
+
+    bad = tmp_path / "bad.toml"
+    bad.write_bytes(data)
+    with pytest.raises(ScenarioError, match=re.escape(words)):
+        Scenario.load(bad)
 
 
 def test_reader_unplugged_mid_visit_then_back(tmp_path: Path) -> None:

@@ -139,6 +139,24 @@ def _as_list(value: Any) -> list[str]:
     return [str(value)]
 
 
+def _enum(value: Any) -> int | None:
+    """An IPP enum or integer attribute as pycups gives it (an int); None for a value of another
+    syntax (a keyword, a list...) that a non-CUPS print server may send: the caller says "unknown"."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def _shown(value: Any) -> str:
+    """An attribute's value for a technician's message, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def split_reason(keyword: str) -> tuple[str, str]:
     """("media-empty", "error") from "media-empty-error"; no suffix means error (RFC 8011)."""
     for suffix in _SEVERITIES:
@@ -153,7 +171,11 @@ def assess(attrs: dict[str, Any], where: str, queue: str) -> Assessment:
     message = str(attrs.get("printer-state-message") or "").strip()
     said = f" (the printer says: {message})" if message else ""
     result.accepting = bool(attrs.get("printer-is-accepting-jobs", True))
-    result.stopped = int(attrs.get("printer-state", 3)) == _PRINTER_STOPPED
+    state = _enum(attrs.get("printer-state", 3))
+    result.stopped = state == _PRINTER_STOPPED
+    if state is None:
+        result.faults.append(f"{where}: the print server gave printer-state {_shown(attrs.get('printer-state'))}, "
+                             f"not an IPP enum, so the queue's state is unknown; check it with lpstat -p {queue}")
     for keyword in _as_list(attrs.get("printer-state-reasons")):
         base, severity = split_reason(keyword)
         if keyword in _IGNORED_REASONS or base in _IGNORED_REASONS:
@@ -198,10 +220,14 @@ def assess(attrs: dict[str, Any], where: str, queue: str) -> Assessment:
 
 def job_status(job_id: int, attrs: dict[str, Any], printer: Assessment) -> JobStatus:
     """A job's attributes, read with the queue's state, as the kiosk's JobStatus (pure)."""
-    state = int(attrs.get("job-state", _PENDING))
+    state = _enum(attrs.get("job-state", _PENDING))
     reasons = _as_list(attrs.get("job-state-reasons"))
     message = str(attrs.get("job-printer-state-message") or "").strip()
-    sheets = int(attrs.get("job-media-sheets-completed") or 0)
+    sheets = _enum(attrs.get("job-media-sheets-completed") or 0) or 0
+    if state is None:  # not done, not failed as far as the kiosk can tell: asked again until its deadline
+        return JobStatus(job_id, JobState.QUEUED, printer.reason,
+                         f"the print server gave job-state {_shown(attrs.get('job-state'))}, not an IPP enum, "
+                         f"so the job's state is unknown; check it with lpstat -W all", sheets)
     errors = [r for r in reasons if r.endswith("-error") or r == "job-completed-with-errors"]
     if state == _COMPLETED:
         if errors:
@@ -500,7 +526,7 @@ class CupsPrinter(A4Printer):
         except QueueNotFound as exc:
             printer = Assessment(reason=JobReason.PRINTER_ERROR, faults=[str(exc)])
         status = job_status(job_id, attrs, printer)
-        if status.state is JobState.FAILED and int(attrs.get("job-state", 0)) == _STOPPED:
+        if status.state is JobState.FAILED and _enum(attrs.get("job-state")) == _STOPPED:
             # CUPS keeps such a job and could restart it later: cancel it, so it never prints unattended
             try:
                 self._call(f"cancelling job {job_id}", lambda c: c.cancelJob(job_id, True))

@@ -38,12 +38,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import cv2
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from devices.base import DeviceDisconnected, DeviceError, DeviceState, SelfTestResult
 from devices.camera.interface import Camera, Frame
@@ -67,6 +67,23 @@ def source_kind(source: int | str) -> SourceKind:
     if isinstance(source, int) or source.isdigit() or source.startswith("/dev/"):
         return "device"
     return "url" if "://" in source else "file"
+
+
+def usable_source(value: int | str) -> int | str:
+    """The one check of a camera `source`, shared by every driver that opens an OpenCvCamera, so
+    config load refuses what the camera would refuse later (a traceback at start-up)."""
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a device index is 0 or more")
+        return value
+    value = value.strip()
+    if not value:
+        raise ValueError("give a device index, device path, URL or file")
+    return int(value) if value.isdigit() else value
+
+
+# the `source` parameter's type in each driver's Params
+CameraSource = Annotated[int | str, AfterValidator(usable_source)]
 
 
 def shown_source(source: int | str) -> str:
@@ -109,7 +126,7 @@ class OpenCvCamera(Camera):
 
         model_config = ConfigDict(extra="forbid")
 
-        source: int | str = Field(
+        source: CameraSource = Field(
             description="Device index (0) or path (/dev/video0, /dev/v4l/by-id/...), a network camera URL "
             "(http://host/stream.mjpg, rtsp://...), or a video/image file or image sequence (frames/%04d.jpg)",
         )
@@ -129,18 +146,6 @@ class OpenCvCamera(Camera):
             default=2.0, gt=0, le=60,
             description="No frame for this long counts as a lost camera; also FFmpeg's open and read deadline",
         )
-
-        @field_validator("source")
-        @classmethod
-        def _usable_source(cls, value: int | str) -> int | str:
-            if isinstance(value, int):
-                if value < 0:
-                    raise ValueError("a device index is 0 or more")
-                return value
-            value = value.strip()
-            if not value:
-                raise ValueError("give a device index, device path, URL or file")
-            return int(value) if value.isdigit() else value
 
     def __init__(
         self,

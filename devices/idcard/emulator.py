@@ -64,7 +64,7 @@ from typing import Any
 
 from devices.idcard import protocol as p
 from devices.idcard.emulator_photo import encode_emulator_photo, portrait_from_photo, synthetic_portrait
-from devices.idcard.identity import IdentityCard, encode_appended_address, encode_text_block
+from devices.idcard.identity import LONG_TERM, IdentityCard, encode_appended_address, encode_text_block
 from devices.pty_emulator import ServedEmulator, open_raw_pty, point_link, remove_link
 
 log = logging.getLogger(__name__)
@@ -82,13 +82,36 @@ _CARD_KEYS = {f.name for f in fields(IdentityCard)} - {
 _DATE_KEYS = ("birth_date", "valid_from", "valid_to")
 
 
-def _as_date(value: Any, key: str, path: Path) -> Any:
-    if isinstance(value, str) and value != "长期":
+def _as_date(value: Any, key: str, path: Path) -> _dt.date | str:
+    """A date key's value as the card holds it: a date, or 长期 for a valid_to that never ends."""
+    if isinstance(value, _dt.datetime):
+        return value.date()
+    if isinstance(value, _dt.date) or (key == "valid_to" and value == LONG_TERM):
+        return value
+    if isinstance(value, str):
         try:
             return _dt.datetime.strptime(value, "%Y%m%d").date()
         except ValueError:
-            raise ValueError(f"{path.name}: {key} must be a TOML date, YYYYMMDD or 长期, not {value!r}") from None
-    return value
+            pass
+    also = ", YYYYMMDD or 长期" if key == "valid_to" else " or YYYYMMDD"
+    raise ValueError(f"{path.name}: {key} must be a TOML date{also}, not {value!r}")
+
+
+def _card_values(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The card file's values, checked: dates for date keys, text for the rest (a number where
+    text belongs would otherwise fail deep in the text-block encoder, naming no file)."""
+    unknown = set(data) - _CARD_KEYS
+    if unknown:
+        raise ValueError(f"{path.name}: unknown keys {', '.join(sorted(unknown))}")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _DATE_KEYS:
+            values[key] = _as_date(value, key, path)
+        elif isinstance(value, str):
+            values[key] = value
+        else:
+            raise ValueError(f"{path.name}: {key} must be text (in quotes), not {value!r}")
+    return values
 
 
 def synthetic_fingerprint(seed: str) -> bytes:
@@ -110,13 +133,13 @@ def load_card(path: Path, faces_dir: Path | None = None) -> IdentityCard:
     with open(path, "rb") as fh:
         data = tomllib.load(fh)
     emulator = data.pop("emulator", {})
-    unknown = set(data) - _CARD_KEYS
-    if unknown:
-        raise ValueError(f"{path.name}: unknown keys {', '.join(sorted(unknown))}")
-    for key in _DATE_KEYS:
-        if key in data:
-            data[key] = _as_date(data[key], key, path)
-    card = IdentityCard(**data)
+    if not isinstance(emulator, dict):
+        raise ValueError(f"{path.name}: emulator must be a table ([emulator]), not {emulator!r}")
+    values = _card_values(data, path)
+    try:
+        card = IdentityCard(**values)
+    except (TypeError, ValueError) as exc:  # card_type missing or unknown
+        raise ValueError(f"{path.name}: {exc}") from None
     card.photo_wlt = encode_emulator_photo(synthetic_portrait(path.stem))
     if emulator.get("photo"):
         photo = (faces_dir or FACES_DIR) / str(emulator["photo"])

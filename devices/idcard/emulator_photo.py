@@ -133,9 +133,14 @@ class EmulatorPhotoDecoder:
         import cv2
         import numpy as np
 
+        if len(block) < 6:
+            raise PhotoDecodeError(f"emulator test photo (EMU2) is {len(block)} bytes, too short for its length")
         (length,) = struct.unpack(">H", block[4:6])
+        if length == 0 or 6 + length > len(block):
+            raise PhotoDecodeError(f"emulator test photo (EMU2) says {length} bytes of WebP, "
+                                   f"the block holds {len(block) - 6}")
         image = cv2.imdecode(np.frombuffer(block[6:6 + length], np.uint8), cv2.IMREAD_COLOR)
-        if image is None or length == 0 or 6 + length > len(block):
+        if image is None:
             raise PhotoDecodeError("emulator test photo (EMU2) is corrupt")
         ok, bmp = cv2.imencode(".bmp", image)
         if not ok:

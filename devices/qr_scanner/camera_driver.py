@@ -47,7 +47,7 @@ from devices.base import (
     MediaState,
     SelfTestResult,
 )
-from devices.camera.driver import OpenCvCamera
+from devices.camera.driver import CameraSource, OpenCvCamera
 from devices.qr_scanner.interface import QrScanner
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class CameraQrScanner(QrScanner):
 
         model_config = ConfigDict(extra="forbid")
 
-        source: int | str = Field(
+        source: CameraSource = Field(
             description="Camera as for the opencv camera driver: device index or path, network camera URL, "
             "or a video/image file",
         )

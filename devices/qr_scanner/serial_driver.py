@@ -170,7 +170,7 @@ def decode_text(raw: bytes, encoding: str, fallback: str = "") -> str | None:
             continue
         try:
             text = raw.decode(name)
-        except UnicodeDecodeError:
+        except UnicodeError:  # not only UnicodeDecodeError: punycode and idna raise plain UnicodeError
             continue
         return text.removeprefix("\ufeff")
     return None
@@ -257,9 +257,12 @@ class SerialQrScanner(SerialPortOwner, QrScanner):
             if not value and info.field_name == "fallback_encoding":
                 return ""
             try:
-                return codecs.lookup(value).name
+                info = codecs.lookup(value)
             except LookupError:
                 raise ValueError(f"unknown encoding {value!r} (e.g. utf-8, gb18030, gbk)") from None
+            if not getattr(info, "_is_text_encoding", True):  # hex, base64, rot13, zlib: the stdlib's own mark
+                raise ValueError(f"{value!r} is a data transform, not a text encoding (e.g. utf-8, gb18030, gbk)")
+            return info.name
 
         @field_validator("trigger_command", "trigger_ack", "stop_command")
         @classmethod

@@ -49,7 +49,7 @@ from devices.base import (
     MediaState,
     SelfTestResult,
 )
-from devices.camera.driver import OpenCvCamera
+from devices.camera.driver import CameraSource, OpenCvCamera
 from devices.scanner import page as pagelib
 from devices.scanner.interface import (
     NoPageFound,
@@ -76,7 +76,7 @@ class DocumentCamera(Scanner):
 
         model_config = ConfigDict(extra="forbid")
 
-        source: int | str = Field(description=(
+        source: CameraSource = Field(description=(
             "The camera: device index (0) or path (/dev/video0, /dev/v4l/by-id/...), or a network camera URL "
             "(http://host/stream.mjpg)"))
         width: int = Field(default=1600, ge=320, le=7680, description="Frame width asked of the camera")

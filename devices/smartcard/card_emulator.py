@@ -34,7 +34,7 @@ from typing import Any
 
 from devices.smartcard import apdu as A
 from devices.smartcard.codec import build_tlv_record, encode_value
-from devices.smartcard.profile import FieldSpec, Profile, load_profile
+from devices.smartcard.profile import FieldSpec, Profile, ProfileError, load_profile
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,10 @@ class CardEngine:
                 if spec.required:
                     raise CardFileError(f"{self.label}: the profile {self.profile.id} needs {spec.name}")
                 continue
-            record = build_tlv_record(spec.tag, encode_value(values[spec.name], spec.format, spec.length))
+            try:
+                record = build_tlv_record(spec.tag, encode_value(values[spec.name], spec.format, spec.length))
+            except (TypeError, ValueError) as exc:
+                raise CardFileError(f"{self.label}: {spec.name} = {values[spec.name]!r}: {exc}") from None
             f = self._file_for(spec)
             if spec.by_identifier:
                 by_identifier.setdefault(f.fid, []).append((spec.name, record))
@@ -263,15 +266,39 @@ def load_card(card: str | Path = "zhang-san", faces_dir: str | Path | None = Non
     path = card_path(card)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CardFileError(f"{path}: {exc}") from None
-    profile = load_profile(str(data.get("profile", "social_security_3")))
-    values = {k: v for k, v in data.get("holder", {}).items()}
-    for key, value in values.items():
+    holder, emulator, file_behaviour = (_table(data, key, path) for key in ("holder", "emulator", "behaviour"))
+    try:
+        profile = load_profile(_text(data, "profile", path, "social_security_3"))
+    except ProfileError as exc:
+        raise CardFileError(f"{path.name}: {exc}") from None
+    values: dict[str, Any] = {}
+    for key, value in holder.items():
         if isinstance(value, _dt.datetime):
-            values[key] = value.date()
-    emulator = data.get("emulator", {})
-    photo = card_photo(str(emulator["photo"]), Path(faces_dir) if faces_dir else None) if emulator.get("photo") else b""
-    atr = bytes.fromhex(emulator["atr"]) if emulator.get("atr") else DEFAULT_ATR
-    merged = {**data.get("behaviour", {}), **behaviour}
+            value = value.date()
+        if not isinstance(value, (str, _dt.date)):
+            raise CardFileError(f"{path.name}: holder {key} must be text or a date, not {value!r}")
+        values[key] = value
+    photo_name = _text(emulator, "photo", path)
+    photo = card_photo(photo_name, Path(faces_dir) if faces_dir else None) if photo_name else b""
+    try:
+        atr = bytes.fromhex(_text(emulator, "atr", path)) or DEFAULT_ATR
+    except ValueError:
+        raise CardFileError(f"{path.name}: emulator atr {emulator['atr']!r} is not hex") from None
+    merged = {**file_behaviour, **behaviour}
     return CardEngine(profile, values, photo=photo, atr=atr, behaviour=merged, label=path.stem)
+
+
+def _table(data: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, dict):
+        raise CardFileError(f"{path.name}: {key} must be a table ([{key}]), not {value!r}")
+    return value
+
+
+def _text(data: dict[str, Any], key: str, path: Path, default: str = "") -> str:
+    value = data.get(key, default)
+    if not isinstance(value, str):
+        raise CardFileError(f"{path.name}: {key} must be text (in quotes), not {value!r}")
+    return value

@@ -12,6 +12,19 @@ from devices.smartcard.apdu import CardDataError
 
 FORMATS = ("an", "gbk", "bcd", "bcd_date", "hex")
 _PADDING = b"\x00\xff"
+# formats whose value has one size on every card: a BCD date is YYYYMMDD in four bytes (cn 4)
+_FIXED_LENGTHS = {"bcd_date": 4}
+
+
+def check_length(fmt: str, length: int) -> None:
+    """Refuse a stored length the format cannot have, before any card is read or built: a
+    value fits a one-byte TLV length, and a BCD date is always its four bytes (padding it
+    would give digits no date decoder accepts)."""
+    if not 0 <= length <= 0xFF:
+        raise ValueError(f"a record's value is 0 to 255 bytes (one-byte TLV length), not {length}")
+    fixed = _FIXED_LENGTHS.get(fmt)
+    if fixed is not None and length != fixed:
+        raise ValueError(f"a {fmt} value is {fixed} bytes on the card, not {length}")
 
 
 def parse_tlv_record(data: bytes, tag: int, what: str) -> bytes:
@@ -77,7 +90,14 @@ def decode_value(raw: bytes, fmt: str, what: str) -> str | _dt.date | None:
 
 
 def encode_value(value: object, fmt: str, length: int | None = None) -> bytes:
-    """The bytes a card stores for `value` (padded with spaces or 00 to `length` where given)."""
+    """The bytes a card stores for `value` (padded with spaces or 00 to `length` where given):
+    text for an/gbk/bcd/hex, a date (or None, blank) for bcd_date."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown value format {fmt!r}; known: {', '.join(FORMATS)}")
+    if fmt == "bcd_date" and not (value is None or isinstance(value, _dt.date)):
+        raise TypeError(f"a bcd_date value is a date, not {value!r}")
+    if fmt != "bcd_date" and not isinstance(value, str):
+        raise TypeError(f"a {fmt} value is text, not {value!r}")
     if fmt == "an":
         raw = str(value).encode("ascii")
         pad = b" "
@@ -89,16 +109,18 @@ def encode_value(value: object, fmt: str, length: int | None = None) -> bytes:
         pad = b"\x00"
     elif fmt == "bcd":
         digits = str(value)
+        if digits.strip("0123456789"):
+            raise ValueError(f"{value!r} is not BCD: digits 0 to 9 only")
         if len(digits) % 2:
             digits += "F"
         raw = bytes.fromhex(digits)
         pad = b"\xff"
-    elif fmt == "bcd_date":
-        raw = bytes.fromhex(value.strftime("%Y%m%d")) if isinstance(value, _dt.date) else bytes(4)
-        pad = b"\x00"
-    else:
-        raise ValueError(f"unknown value format {fmt!r}; known: {', '.join(FORMATS)}")
+    else:  # bcd_date: YYYYMMDD, all zero when blank; never padded (check_length keeps it at 4 bytes)
+        raw = bytes.fromhex(f"{value.year:04}{value.month:02}{value.day:02}") if isinstance(value, _dt.date) \
+            else bytes(4)
+        pad = b""
     if length is not None:
+        check_length(fmt, length)
         if len(raw) > length:
             raise ValueError(f"{value!r} needs {len(raw)} bytes, the field holds {length}")
         raw += pad * (length - len(raw))

@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from devices.smartcard import apdu as A
-from devices.smartcard.codec import FORMATS, decode_value, parse_tlv_record
+from devices.smartcard.codec import FORMATS, check_length, decode_value, parse_tlv_record
 
 log = logging.getLogger(__name__)
 
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 Transmit = Callable[[bytes], bytes]
+# GET RESPONSEs followed for one command: a record (at most 255 bytes) needs a few; a card that
+# answers 61xx for ever would otherwise hold the read, the reader's lock and its monitor thread
+MAX_GET_RESPONSES = 16
 
 
 class ProfileError(ValueError):
@@ -81,64 +84,130 @@ class Profile:
         raise KeyError(name)
 
 
-def _int(value: Any, what: str) -> int:
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
+def _int(value: Any, what: str, high: int, low: int = 0) -> int:
+    """A number from a profile (hex as a string, e.g. "EF06"), refused at load when outside what
+    its APDU field holds, so a slip never loads and then fails every card read."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
         try:
-            return int(value, 16)
+            number = int(value, 16)
         except ValueError:
             pass
-    raise ProfileError(f"{what}: {value!r} is not a number (write hex as a string, e.g. \"EF06\")")
+    if number is None:
+        raise ProfileError(f"{what}: {value!r} is not a number (write hex as a string, e.g. \"EF06\")")
+    if not low <= number <= high:
+        raise ProfileError(f"{what}: {value!r} is outside {low} to {high} (hex {low:02X} to {high:02X})")
+    return number
 
 
-def _field(entry: dict[str, Any], where: str) -> FieldSpec:
+def _file_ids(value: Any, what: str) -> tuple[int, ...]:
+    """The file ids to SELECT in turn: a list of 2-byte ids, e.g. ["EF06"]."""
+    if not isinstance(value, list):
+        raise ProfileError(f"{what}: {value!r} is not a list of file ids (write e.g. [\"EF06\"])")
+    return tuple(_int(f, what, 0xFFFF) for f in value)
+
+
+def _table(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ProfileError(f"{what}: {value!r} is not a table")
+    return value
+
+
+def _field(entry: Any, where: str) -> FieldSpec:
+    entry = _table(entry, f"{where} (a [[field]] entry)")
     unknown = set(entry) - {"name", "record", "tag", "format", "sfi", "select", "by", "length", "required"}
     if unknown:
         raise ProfileError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
     try:
-        name = str(entry["name"])
-        record = _int(entry["record"], f"{where} record")
-        fmt = str(entry["format"])
+        name = entry["name"]
+        record = _int(entry["record"], f"{where} record", 0xFE, low=1)  # 00 and FF are reserved
+        fmt = entry["format"]
     except KeyError as exc:
         raise ProfileError(f"{where}: {exc.args[0]!r} is required") from None
+    if not isinstance(name, str) or not name:
+        raise ProfileError(f"{where}: name {name!r} is not a field name")
     if fmt not in FORMATS:
         raise ProfileError(f"{where}: format {fmt!r} is not one of {', '.join(FORMATS)}")
     by = entry.get("by", "number")
     if by not in ("number", "identifier"):
         raise ProfileError(f"{where}: by must be \"number\" or \"identifier\", not {by!r}")
-    sfi = _int(entry.get("sfi", 0), f"{where} sfi")
-    select = tuple(_int(f, f"{where} select") for f in entry.get("select", ()))
+    sfi = _int(entry.get("sfi", 0), f"{where} sfi", 30)  # 0: the file is given by select
+    select = _file_ids(entry.get("select", []), f"{where} select")
     if not sfi and not select:
         raise ProfileError(f"{where}: give the file by sfi or by select")
-    return FieldSpec(name=name, record=record, tag=_int(entry.get("tag", record), f"{where} tag"), format=fmt,
-                     sfi=sfi, select=select, by_identifier=by == "identifier",
-                     length=entry.get("length"), required=bool(entry.get("required", True)))
+    length = entry.get("length")
+    if length is not None:
+        if not isinstance(length, int) or isinstance(length, bool):
+            raise ProfileError(f"{where}: length {length!r} is not a number of bytes")
+        try:
+            check_length(fmt, length)
+        except ValueError as exc:
+            raise ProfileError(f"{where} length: {exc}") from None
+    required = entry.get("required", True)
+    if not isinstance(required, bool):
+        raise ProfileError(f"{where}: required must be true or false, not {required!r}")
+    return FieldSpec(name=name, record=record, tag=_int(entry.get("tag", record), f"{where} tag", 0xFF),
+                     format=fmt, sfi=sfi, select=select, by_identifier=by == "identifier",
+                     length=length, required=required)
+
+
+def _photo(entry: Any, where: str) -> PhotoSpec:
+    entry = _table(entry, where)
+    unknown = set(entry) - {"select", "chunk", "max_bytes"}
+    if unknown:
+        raise ProfileError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}")
+    select = _file_ids(entry.get("select", []), f"{where} select")
+    if not select:
+        raise ProfileError(f"{where}: select names no file (the photo's file id, e.g. [\"EF08\"])")
+    # READ BINARY reads 1 to 256 bytes at offsets up to 7FFF
+    return PhotoSpec(select=select, chunk=_int(entry.get("chunk", 240), f"{where} chunk", 256, low=1),
+                     max_bytes=_int(entry.get("max_bytes", 16384), f"{where} max_bytes", 0x8000, low=1))
+
+
+def _title(value: Any, where: str) -> dict[str, str]:
+    title = _table(value, where)
+    if not all(isinstance(text, str) for text in title.values()):
+        raise ProfileError(f"{where}: every language's title must be text, e.g. en = \"social security card\"")
+    return dict(title)
 
 
 def load_profile(name: str, directory: Path = PROFILES_DIR) -> Profile:
-    """The profile `name` (a file in `directory`); `extends` takes another's fields first."""
+    """The profile `name` (a file in `directory`); `extends` takes another's fields first.
+
+    Everything a card read needs is checked here, so a mistake in a profile stops the
+    terminal's start with a ProfileError naming the file and the key, not every card read."""
+    return _load_profile(name, directory, ())
+
+
+def _load_profile(name: str, directory: Path, extending: tuple[str, ...]) -> Profile:
     path = directory / f"{name}.toml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in directory.glob("*.toml")))
         raise ProfileError(f"no card profile {name!r} in {directory} (known: {known})")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: {exc}") from None
     fields: dict[str, FieldSpec] = {}
     base: Profile | None = None
     if "extends" in data:
-        base = load_profile(str(data["extends"]), directory)
+        parent = str(data["extends"])
+        if parent in extending + (name,):
+            raise ProfileError(f"{path.name}: extends goes round in a loop "
+                               f"({' -> '.join(extending + (name, parent))})")
+        base = _load_profile(parent, directory, extending + (name,))
         fields = {f.name: f for f in base.fields}
-    for i, entry in enumerate(data.get("field", [])):
+    entries = data.get("field", [])
+    if not isinstance(entries, list):
+        raise ProfileError(f"{path.name}: field must be a list of [[field]] tables, not {entries!r}")
+    for i, entry in enumerate(entries):
         spec = _field(entry, f"{path.name} field #{i + 1}")
         fields[spec.name] = spec  # a later entry replaces the base's addressing of that field
     photo = base.photo if base else None
     if "photo" in data:
-        p = data["photo"]
-        photo = PhotoSpec(select=tuple(_int(f, f"{path.name} photo select") for f in p.get("select", ())),
-                          chunk=int(p.get("chunk", 240)), max_bytes=int(p.get("max_bytes", 16384)))
+        photo = _photo(data["photo"], f"{path.name} photo")
     application = data.get("application") or (base.application.hex() if base else "")
     if not application:
         raise ProfileError(f"{path.name}: no application (the AID to select)")
@@ -146,8 +215,11 @@ def load_profile(name: str, directory: Path = PROFILES_DIR) -> Profile:
         aid = bytes.fromhex(str(application))
     except ValueError:
         raise ProfileError(f"{path.name}: application {application!r} is not hex") from None
-    return Profile(id=name, title=dict(data.get("title", base.title if base else {"zh-CN": name, "en": name})),
-                   application=aid, fields=tuple(fields.values()), photo=photo,
+    if len(aid) > 16:
+        raise ProfileError(f"{path.name}: application is {len(aid)} bytes; an AID is 1 to 16")
+    title = _title(data["title"], f"{path.name} title") if "title" in data else \
+        base.title if base else {"zh-CN": name, "en": name}
+    return Profile(id=name, title=title, application=aid, fields=tuple(fields.values()), photo=photo,
                    card_type=str(data.get("card_type", base.card_type if base else "")))
 
 
@@ -162,7 +234,13 @@ def _exchange(transmit: Transmit, command: bytes, step: str) -> bytes:
     if sw >> 8 == 0x6C:
         data, sw = A.split_response(transmit(command[:-1] + bytes([sw & 0xFF])), step)
     collected = data
+    chained = 0
     while sw >> 8 == 0x61:
+        if chained == MAX_GET_RESPONSES:
+            raise A.CardDataError(f"{step}: the card still had more to send after {chained} GET RESPONSEs "
+                                  f"({len(collected)} bytes); a record is at most 255 bytes, so the card "
+                                  "or the reader is faulty")
+        chained += 1
         data, sw = A.split_response(transmit(A.get_response(sw & 0xFF)), step)
         collected += data
     if sw != A.SW_OK:

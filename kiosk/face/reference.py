@@ -65,7 +65,11 @@ def decode_image(data: bytes) -> np.ndarray:
         raise ReferenceUnreadable("the reference photo is empty")
     if len(data) > MAX_REFERENCE_BYTES:
         raise ReferenceUnreadable(f"the reference photo is {len(data)} bytes, over {MAX_REFERENCE_BYTES}")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:  # a header claiming a picture over OpenCV's size limits (CV_IO_MAX_IMAGE_*)
+        raise ReferenceUnreadable(f"the reference photo ({len(data)} bytes) claims a size OpenCV refuses "
+                                  "to decode: a damaged card photo") from None
     if image is None or image.size == 0:
         raise ReferenceUnreadable(f"the reference photo ({len(data)} bytes) is not an image OpenCV can decode")
     return image

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from devices.idcard.emulator import CARDS_DIR, load_cards
+from devices.idcard.emulator import CARDS_DIR, load_card, load_cards
 from devices.idcard.emulator_photo import EmulatorPhotoDecoder, encode_emulator_photo, synthetic_portrait
 from devices.idcard.identity import (
     GENDERS,
@@ -282,6 +283,28 @@ def test_emulator_photo_decoder_refuses_anything_else() -> None:
         decoder.decode(b"\x57\x4c\x66" + bytes(1021))  # a WLT-looking block
     with pytest.raises(PhotoDecodeError):
         decoder.decode(b"EMU1\x66\x7e" + b"\xff" * 1018)
+    with pytest.raises(PhotoDecodeError, match="too short"):
+        decoder.decode(b"EMU2\x00")  # was struct.error, which the driver does not catch
+    with pytest.raises(PhotoDecodeError, match="says 1000 bytes"):
+        decoder.decode(b"EMU2\x03\xe8" + bytes(10))
+
+
+@pytest.mark.parametrize("line, words", [
+    ('name = 5', "name must be text"),
+    ('valid_from = "长期"', "valid_from must be a TOML date or YYYYMMDD"),
+    ('valid_to = 2030', "valid_to must be a TOML date, YYYYMMDD or 长期"),
+    ('card_type = "passport"', "unknown card type"),
+    ('emulator = 1', "emulator must be a table"),
+])
+def test_emulator_card_file_mistakes_name_the_file_and_key(tmp_path: Path, line: str, words: str) -> None:
+    key = line.split(" ")[0]
+    kept = [kept for kept in (CARDS_DIR / "resident.toml").read_text(encoding="utf-8").split("\n[emulator]")[0]
+            .splitlines() if not kept.startswith(f"{key} =")]
+    path = tmp_path / "broken.toml"
+    path.write_text("\n".join([line, *kept]) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=words) as caught:
+        load_card(path)
+    assert "broken.toml" in str(caught.value)
 
 
 def test_photo_decoder_loader() -> None:

@@ -399,6 +399,8 @@ def test_triggered_scanner_that_does_not_answer_fails_the_self_test(triggered: S
 def test_params_are_validated(qr_emulator: SerialQrEmulator) -> None:
     with pytest.raises(ValidationError, match="encoding"):
         make_scanner(qr_emulator, encoding="no-such-encoding")
+    with pytest.raises(ValidationError, match="not a text encoding"):  # every code would raise LookupError
+        make_scanner(qr_emulator, fallback_encoding="base64")
     with pytest.raises(ValidationError, match="hex"):
         make_scanner(qr_emulator, trigger_command="7E ZZ")
     with pytest.raises(ValidationError, match="trigger_command"):
@@ -521,6 +523,7 @@ def test_decode_helpers() -> None:
     assert decode_text("中文".encode("gb18030"), "utf-8", "gb18030") == "中文"
     assert decode_text(b"\xef\xbb\xbfYY1", "utf-8") == "YY1"
     assert decode_text(b"\xff", "utf-8", "gb18030") is None
+    assert decode_text(b"xn--a", "idna") is None  # plain UnicodeError, not UnicodeDecodeError
     assert split_aim(b"]Q1abc") == ("qr_code", b"abc")
     assert split_aim(b"]C0123") == ("code128", b"123")
     assert split_aim(b"abc") == ("unknown", b"abc")

@@ -6,6 +6,7 @@ damaged answers must give CardDataError/CardStatusError with words, never anothe
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 
 from devices.base import DeviceProtocolError
 from devices.smartcard import apdu as A
-from devices.smartcard.card_emulator import CardFileError, load_card
+from devices.smartcard.card_emulator import CARDS_DIR, CardFileError, load_card
 from devices.smartcard.codec import decode_value, encode_value, parse_tlv_record
 from devices.smartcard.holder import holder_from_values, issuing_place
 from devices.smartcard.profile import (ProfileError, ProfileMismatch, known_profiles, load_profile,
@@ -166,3 +167,57 @@ def test_profile_and_card_file_errors_name_the_problem(tmp_path: Path) -> None:
         load_card("nobody")
     with pytest.raises(CardFileError, match="unknown behaviour"):
         load_card("zhang-san", explode=True)
+
+
+_FIELD = 'name = "x"\nsfi = 5\nrecord = 1\nformat = "an"\n'
+
+
+@pytest.mark.parametrize("profile, words", [
+    ('field = 1', "field must be a list of"),
+    ('field = [1]', "field #1 (a [[field]] entry): 1 is not a table"),
+    ('title = "x"', "title: 'x' is not a table"),
+    ('[[field]]\nname = "x"\nrecord = 1\nformat = "an"\nselect = "EF06"', "field #1 select: 'EF06' is not a list"),
+    ('[[field]]\nname = "x"\nrecord = 1\nformat = "an"\nselect = [0x10000]', "field #1 select: 65536 is outside"),
+    ('[[field]]\nname = "x"\nsfi = 31\nrecord = 1\nformat = "an"', "field #1 sfi: 31 is outside 0 to 30"),
+    ('[[field]]\nname = "x"\nsfi = 5\nrecord = 300\nformat = "an"', "field #1 record: 300 is outside 1 to 254"),
+    ('[[field]]\nname = "x"\nsfi = 5\nrecord = true\nformat = "an"', "field #1 record: True is not a number"),
+    (f'[[field]]\n{_FIELD}length = "18"', "field #1: length '18' is not a number of bytes"),
+    (f'[[field]]\n{_FIELD}length = 256', "field #1 length: a record's value is 0 to 255 bytes"),
+    ('[[field]]\nname = "d"\nsfi = 5\nrecord = 5\nformat = "bcd_date"\nlength = 5',
+     "field #1 length: a bcd_date value is 4 bytes on the card, not 5"),
+    (f'[[field]]\n{_FIELD}required = "no"', "required must be true or false"),
+    (f'[[field]]\n{_FIELD}\n[photo]\nselect = ["EF08"]\nchunk = 300', "photo chunk: 300 is outside 1 to 256"),
+    (f'[[field]]\n{_FIELD}\n[photo]\nselect = ["EF08"]\nmax_bytes = 40000', "photo max_bytes: 40000 is outside"),
+    (f'[[field]]\n{_FIELD}\n[photo]\nchunk = 200', "photo: select names no file"),
+    (f'extends = "bad"\n[[field]]\n{_FIELD}', "extends goes round in a loop (bad -> bad)"),
+])
+def test_profile_mistakes_are_refused_at_load_naming_the_file_and_key(tmp_path: Path, profile: str,
+                                                                      words: str) -> None:
+    """Caught when the terminal starts, not on every card read later (or as a TypeError)."""
+    (tmp_path / "bad.toml").write_text(f'application = "A000"\n{profile}\n', encoding="utf-8")
+    with pytest.raises(ProfileError, match=re.escape(words)) as caught:
+        load_profile("bad", tmp_path)
+    assert "bad.toml" in str(caught.value)
+
+
+@pytest.mark.parametrize("card, words", [
+    ('holder = [1]', "holder must be a table"),
+    ('emulator = 1', "emulator must be a table"),
+    ('profile = "nobody"', "no card profile 'nobody'"),
+    ('profile = 3', "profile must be text"),
+    ('name = 5', "holder name must be text or a date"),
+    ('issue_date = "2021-06-01"', "issue_date = '2021-06-01': a bcd_date value is a date"),
+    ('nation_code = "AB"', "nation_code = 'AB': 'AB' is not BCD"),
+])
+def test_card_file_mistakes_give_card_file_errors(tmp_path: Path, card: str, words: str) -> None:
+    """A mistake in a top-level key is the whole file; one in a holder's value replaces zhang-san's."""
+    key = card.split()[0]
+    zhang_san = (CARDS_DIR / "zhang-san.toml").read_text(encoding="utf-8").split("[emulator]")[0].splitlines()
+    if key in ("holder", "emulator", "profile"):
+        text = card
+    else:
+        text = "\n".join(card if line.startswith(f"{key} =") else line for line in zhang_san)
+    (tmp_path / "broken.toml").write_text(text + "\n", encoding="utf-8")
+    with pytest.raises(CardFileError, match=re.escape(words)) as caught:
+        load_card(tmp_path / "broken.toml")
+    assert "broken" in str(caught.value)

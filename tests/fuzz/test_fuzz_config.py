@@ -24,7 +24,6 @@ import tomli_w
 from fuzzing import fuzz
 from hypothesis import event, example, given
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
 from config.loader import DEFAULTS_FILE, ConfigError, load_config
 from devices import registry
@@ -33,7 +32,7 @@ from devices.idcard.emulator import CARDS_DIR as ID_CARDS_DIR
 from devices.idcard.emulator import load_card as load_id_card
 from devices.idcard.identity import IdentityCard
 from devices.smartcard.card_emulator import CARDS_DIR as SS_CARDS_DIR
-from devices.smartcard.card_emulator import CardEngine
+from devices.smartcard.card_emulator import CardEngine, CardFileError
 from devices.smartcard.card_emulator import load_card as load_ss_card
 from devices.smartcard.profile import PROFILES_DIR, Profile, ProfileError, load_profile, read_card_data
 from kiosk.codes import CodeRules
@@ -155,18 +154,7 @@ def test_a_terminal_file_loads_or_gives_the_one_config_error(document: dict[str,
     event("loaded")
     for name, dev in cfg.devices.items():  # what Terminal.start does, short of opening
         if dev.enabled:
-            try:
-                registry.driver_class(dev.device_class, dev.driver)(name, **dev.driver_params())
-            except ValidationError as exc:
-                if not _known_camera_gap(dev.driver, exc):
-                    raise
-                event("known bug: document camera source")
-
-
-def _known_camera_gap(driver: str, exc: ValidationError) -> bool:
-    """The gap test_a_camera_device_the_config_accepts_can_be_built pins down, tolerated above so
-    that property keeps watching every other device (remove once it is fixed)."""
-    return driver in ("document_camera", "camera") and all(e["loc"] == ("source",) for e in exc.errors())
+            registry.driver_class(dev.device_class, dev.driver)(name, **dev.driver_params())
 
 
 @example({"KIOSK__UI__WIDTH": "[1, 2"})
@@ -190,54 +178,68 @@ def test_environment_variables_load_or_give_the_one_config_error(environ: dict[s
 
 
 @example("gbk", "[terminal]\nlocation = \"一楼大厅\"\n".encode("gbk"))
-@pytest.mark.xfail(strict=True, raises=UnicodeDecodeError, reason=(
-    "bug (flip this mark when fixed): config/loader.py:60-72 _read_toml catches TOMLDecodeError, but "
-    "tomllib.load decodes the file as UTF-8 first: a terminal file saved as GBK (a Chinese Windows editor's "
-    "default) raises UnicodeDecodeError at start-up instead of the one ConfigError message"))
 @fuzz(100)
 @given(st.just("bytes"), st.binary(max_size=120))
 def test_a_terminal_file_of_any_bytes_gives_the_one_config_error(_kind: str, data: bytes) -> None:
+    """tomllib decodes the file as UTF-8 before parsing: a file saved as GBK (a Chinese Windows
+    editor's default) must give the one ConfigError telling to save it as UTF-8, not a traceback."""
     path = _workdir() / "terminal.toml"
     path.write_bytes(data)
     try:
         load_config(path, environ={})
-    except ConfigError:
-        pass
+    except ConfigError as exc:
+        assert str(path) in exc.source and exc.fix
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            event("not UTF-8")
+            assert "UTF-8" in str(exc) and "line " in exc.problem
 
 
-@example(["*.gov.cn"])
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "bug (flip this mark when fixed): config/schema.py CodesSection takes any text as a trusted host; "
-    "kiosk/codes.py CodeRules refuses hosts that are malformed or too broad ('*.gov.cn') with ValueError, "
-    "raised from CheckIn in Terminal.__init__ (kiosk/checkin.py:42) - a traceback at start-up, not a "
-    "ConfigError naming [codes]"))
+@example(["*.gov.cn"], [])
+@example(["zwfw.example.gov.cn"], ["ZWFW.example.gov.cn"])
 @fuzz(100)
 @given(st.lists(st.sampled_from(["zwfw.example.gov.cn", "*.example.gov.cn", "*.gov.cn", "*.cn", "localhost",
-                                 "1.2.3.4", "a b", "", "xn--fiq228c.example.cn", "EXAMPLE.GOV.CN"]), max_size=3))
-def test_code_rules_a_config_accepts_are_usable(hosts: list[str]) -> None:
-    path = _terminal_file({"codes": {"e_licence_hosts": hosts}})
+                                 "1.2.3.4", "a b", "", "xn--fiq228c.example.cn", "EXAMPLE.GOV.CN"]), max_size=3),
+       st.lists(st.sampled_from(["ctid.example.gov.cn", "*.gov.cn", "a b", "zwfw.example.gov.cn"]), max_size=2))
+def test_code_rules_a_config_accepts_are_usable(hosts: list[str], e_id_hosts: list[str]) -> None:
+    """CodeRules (built by CheckIn in Terminal.__init__) refuses malformed or too broad hosts
+    ('*.gov.cn'): config load must refuse them first, with a ConfigError naming [codes]."""
+    path = _terminal_file({"codes": {"e_licence_hosts": hosts, "e_id_hosts": e_id_hosts}})
     try:
         cfg = load_config(path, environ={})
-    except ConfigError:
+    except ConfigError as exc:
+        event("ConfigError")
+        assert exc.key.startswith("codes") and exc.source == str(path)
+        with pytest.raises(ValueError):
+            CodeRules(e_licence_hosts=tuple(hosts), e_id_hosts=tuple(e_id_hosts))
         return
+    event("loaded")
     CodeRules.from_mapping(cfg.codes.model_dump())
 
 
-@pytest.mark.xfail(strict=True, raises=ValidationError, reason=(
-    "bug (flip this mark when fixed; found by bench/fuzz_long.py): the Params of DocumentCamera "
-    "(devices/scanner/document_camera.py:79) and CameraQrScanner (devices/qr_scanner/camera_driver.py:80) "
-    "lack OpenCvCamera.Params' check of source (devices/camera/driver.py:134-143: an index >= 0, not blank), "
-    "so load_config accepts source = -1 or \" \", and Terminal.start then fails with a pydantic "
-    "ValidationError from the driver's __init__ (it builds an OpenCvCamera) instead of the one ConfigError"))
-@pytest.mark.parametrize("device, source", [
-    ({"class": "scanner", "driver": "document_camera"}, -1),
-    ({"class": "scanner", "driver": "document_camera"}, " "),
-    ({"class": "qr_scanner", "driver": "camera"}, -1),
-])
+CAMERA_DEVICES = ({"class": "scanner", "driver": "document_camera"}, {"class": "qr_scanner", "driver": "camera"},
+                  {"class": "camera", "driver": "opencv"})
+
+
+@pytest.mark.parametrize("device", CAMERA_DEVICES)
+@pytest.mark.parametrize("source", [-1, " ", ""])
+def test_a_camera_source_the_camera_would_refuse_is_a_config_error(device: dict[str, str], source: Any) -> None:
+    """Found by bench/fuzz_long.py: every driver that builds an OpenCvCamera checks `source` as it
+    does (devices/camera/driver.py CameraSource), so load_config refuses it, not Terminal.start."""
+    path = _terminal_file({"devices": {"fuzzcam": {**device, "source": source}}})
+    assert path is not None
+    with pytest.raises(ConfigError) as err:
+        load_config(path, environ={})
+    assert err.value.key == "devices.fuzzcam.source" and err.value.source == str(path)
+
+
+@pytest.mark.parametrize("device", CAMERA_DEVICES)
+@pytest.mark.parametrize("source", [0, " 2 ", "/dev/video0", "rtsp://cam.local/stream"])
 def test_a_camera_device_the_config_accepts_can_be_built(device: dict[str, str], source: Any) -> None:
     path = _terminal_file({"devices": {"fuzzcam": {**device, "source": source}}})
     assert path is not None
-    cfg = load_config(path, environ={})  # accepted: that is the bug's first half
+    cfg = load_config(path, environ={})
     dev = cfg.devices["fuzzcam"]
     registry.driver_class(dev.device_class, dev.driver)("fuzzcam", **dev.driver_params())
 
@@ -272,11 +274,8 @@ def _zhang_san() -> CardEngine:
 
 @example(("social_security_2", {**_profile_document("social_security_2"), "title": "x"}))
 @example(("social_security_2", {**_profile_document("social_security_2"), "field": [1]}))
-@pytest.mark.xfail(strict=True, raises=(TypeError, ValueError, AttributeError, ExceptionGroup), reason=(
-    "bug (flip this mark when fixed): devices/smartcard/profile.py:94-100 and :135-149 load_profile reads the "
-    "TOML unchecked: a field that is not a table (TypeError at _field's set(entry) or entry['name']), "
-    "select that is not a list, a title that is not a table (dict('x') -> ValueError) raise TypeError/"
-    "ValueError, not ProfileError; PcscReader loads its profiles in __init__, so Terminal.start fails"))
+@example(("social_security_3", {**_profile_document("social_security_3"), "photo": {"select": "EF08"}}))
+@example(("social_security_1", {**_profile_document("social_security_1"), "extends": "social_security_1"}))
 @fuzz(200)
 @given(st.sampled_from(PROFILES).flatmap(lambda n: st.tuples(st.just(n), mutated(_profile_document(n)))))
 def test_a_card_profile_loads_or_gives_a_profile_error(case: tuple[str, dict[str, Any]]) -> None:
@@ -286,7 +285,7 @@ def test_a_card_profile_loads_or_gives_a_profile_error(case: tuple[str, dict[str
         return
     try:
         profile = load_profile(name, directory)
-    except ProfileError as exc:
+    except ProfileError as exc:  # was TypeError/ValueError/AttributeError before load_profile checked types
         event("ProfileError")
         assert name in str(exc) or "profile" in str(exc)
         return
@@ -296,12 +295,7 @@ def test_a_card_profile_loads_or_gives_a_profile_error(case: tuple[str, dict[str
 
 @example(("social_security_3", "record", 300))
 @example(("social_security_3", "length", "18"))
-@pytest.mark.xfail(strict=True, raises=(ValueError, TypeError, ExceptionGroup), reason=(
-    "bug (flip this mark when fixed): devices/smartcard/profile.py:94-116 and :141 load_profile takes a field's record "
-    "(> 255), sfi (> 30), select (> 0xFFFF), length (text) and the photo's chunk/max_bytes without range or "
-    "type checks; the profile loads, and every card read with it then raises ValueError/TypeError from "
-    "apdu.read_record / read_binary or the length comparison (profile.py:209) instead of a ProfileError "
-    "when the terminal starts"))
+@example(("social_security_3", "sfi", 31))
 @fuzz(100)
 @given(st.tuples(st.sampled_from(["social_security_3"]), st.sampled_from(["record", "sfi", "tag", "length"]),
                  st.one_of(st.integers(-1, 70000), st.sampled_from(["18", "EF", "0x10", ""]))))
@@ -313,7 +307,8 @@ def test_a_card_profile_that_loads_reads_cards_with_device_errors_only(case: tup
     assert directory is not None
     try:
         profile = load_profile(name, directory)
-    except ProfileError:
+    except ProfileError as exc:  # refused when the terminal starts, naming the file and the key
+        assert f"{name}.toml" in str(exc) and key in str(exc)
         return
     engine = _zhang_san()
     engine.reset()
@@ -325,10 +320,7 @@ def test_a_card_profile_that_loads_reads_cards_with_device_errors_only(case: tup
 
 # -- the emulators' card files and scenario files ----------------------------------------------------------------
 @example(("resident", {**dict(_documents(ID_CARDS_DIR))["resident"], "name": 5}))
-@pytest.mark.xfail(strict=True, raises=(AttributeError, TypeError, ExceptionGroup), reason=(
-    "bug (flip this mark when fixed, emulator only): devices/idcard/emulator.py:104-135 load_card passes the "
-    "file's values to IdentityCard unchecked; a number where text belongs (name = 5) raises AttributeError "
-    "from encode_text_block (emulator.py:131 catches ValueError only) instead of the ValueError naming the file"))
+@example(("resident", {**dict(_documents(ID_CARDS_DIR))["resident"], "emulator": 1}))
 @fuzz(150)
 @given(st.sampled_from(_documents(ID_CARDS_DIR)).flatmap(
     lambda d: st.tuples(st.just(d[0]), mutated(d[1]))))
@@ -339,27 +331,28 @@ def test_an_id_card_file_loads_or_gives_a_value_error(case: tuple[str, dict[str,
         return
     try:
         card = load_id_card(path)
-    except ValueError:  # TOMLDecodeError is one too
+    except ValueError as exc:  # was AttributeError for name = 5: now every refusal names the file
+        assert path.name in str(exc)
         return
     assert isinstance(card, IdentityCard)
 
 
 @example(("zhang-san", {"holder": [1]}))
-@pytest.mark.xfail(strict=True, raises=(AttributeError, TypeError, ExceptionGroup), reason=(
-    "bug (flip this mark when fixed, emulator only): devices/smartcard/card_emulator.py:268-276 load_card "
-    "reads the card file unchecked (holder = [1] -> AttributeError; emulator = 1 -> AttributeError) "
-    "instead of raising CardFileError"))
+@example(("zhang-san", {"emulator": 1}))
+@example(("zhang-san", {**dict(_documents(SS_CARDS_DIR))["zhang-san"], "profile": "nobody"}))
 @fuzz(150)
 @given(st.sampled_from(_documents(SS_CARDS_DIR)).flatmap(lambda d: st.tuples(st.just(d[0]), mutated(d[1]))))
 def test_a_social_security_card_file_loads_or_gives_a_value_error(case: tuple[str, dict[str, Any]]) -> None:
     stem, document = case
-    document.pop("emulator", None)  # the face photo is cut by a face detector: slow, and not a parser
+    if isinstance(document.get("emulator"), dict):  # the face photo is cut by a face detector: slow, not a parser
+        document.pop("emulator")
     path = _write(_workdir() / f"{stem}.toml", document)
     if path is None:
         return
     try:
         engine = load_ss_card(path)
-    except ValueError:  # CardFileError, ProfileError
+    except CardFileError as exc:  # was AttributeError for holder = [1]: now one type, naming the file
+        assert stem in str(exc)
         event("refused")
         return
     event("loaded")
@@ -367,10 +360,6 @@ def test_a_social_security_card_file_loads_or_gives_a_value_error(case: tuple[st
 
 
 @example(("resident_visit", {"steps": [1]}))
-@pytest.mark.xfail(strict=True, raises=(AttributeError, TypeError, UnicodeDecodeError, ExceptionGroup), reason=(
-    "bug (flip this mark when fixed, tests and demos only): kiosk/scenario.py:56-74 Scenario.load calls "
-    "step.get on every step unchecked (steps = [1] -> AttributeError) and reads the file with tomllib.load, "
-    "so a non-UTF-8 file raises UnicodeDecodeError, not ScenarioError"))
 @fuzz(150)
 @given(st.sampled_from(_documents(SCENARIOS_DIR)).flatmap(lambda d: st.tuples(st.just(d[0]), mutated(d[1]))))
 def test_a_scenario_file_loads_or_gives_a_scenario_error(case: tuple[str, dict[str, Any]]) -> None:
@@ -383,6 +372,23 @@ def test_a_scenario_file_loads_or_gives_a_scenario_error(case: tuple[str, dict[s
     except ScenarioError:
         return
     assert scenario.steps and isinstance(scenario.name, str)
+    assert all(isinstance(step, dict) for step in scenario.steps)
+
+
+@example("[[steps]]\ndo = \"press\"\nbutton = \"start\"\nname = \"一楼大厅\"\n".encode("gbk"))
+@fuzz(100)
+@given(st.binary(max_size=120))
+def test_a_scenario_file_of_any_bytes_loads_or_gives_a_scenario_error(data: bytes) -> None:
+    """A scenario saved as GBK (not UTF-8) is a ScenarioError saying so, not a UnicodeDecodeError."""
+    path = _workdir() / "bytes_scenario.toml"
+    path.write_bytes(data)
+    try:
+        Scenario.load(path)
+    except ScenarioError as exc:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            assert "UTF-8" in str(exc)
 
 
 def test_dates_in_card_files_stay_dates() -> None:

@@ -217,24 +217,28 @@ def test_any_line_from_a_serial_scanner_becomes_a_code_event_or_an_unreadable_on
 
 
 @example(b"abc\\", "punycode")
-@pytest.mark.xfail(strict=True, raises=UnicodeError, reason=(
-    "bug: serial_driver.decode_text catches only UnicodeDecodeError; text codecs such as punycode and idna "
-    "raise plain UnicodeError, which ends the scanner's reader thread (the port is reported lost)"))
+@example(b"xn--a", "idna")
 @fuzz(50)
 @given(st.binary(max_size=20), st.sampled_from(["punycode", "idna", "utf-7"]))
 def test_decode_text_with_any_text_codec_gives_text_or_none(raw: bytes, encoding: str) -> None:
-    text = decode_text(raw, encoding)
+    """punycode and idna raise plain UnicodeError, not UnicodeDecodeError: still None (undecodable),
+    never an exception that ends the scanner's reader thread."""
+    text = decode_text(raw, encoding, fallback=encoding)
     assert text is None or isinstance(text, str)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: SerialQrScanner.Params accepts any codec name codecs.lookup knows, also ones that are not text "
-    "encodings (hex, base64, rot13, zlib): every scanned code then raises LookupError in the reader "
-    "thread and the scanner is reported lost"))
-@pytest.mark.parametrize("encoding", ["hex", "base64", "rot13", "zlib"])
-def test_the_scanner_settings_refuse_codecs_that_are_not_text_encodings(encoding: str) -> None:
-    with pytest.raises(ValueError):
-        SerialQrScanner.Params(port="fuzz://scanner", encoding=encoding)
+@pytest.mark.parametrize("encoding", ["hex", "base64", "rot13", "zlib", "bz2", "uu", "quopri"])
+@pytest.mark.parametrize("setting", ["encoding", "fallback_encoding"])
+def test_the_scanner_settings_refuse_codecs_that_are_not_text_encodings(setting: str, encoding: str) -> None:
+    """Such a codec would raise LookupError on every scanned code in the reader thread (the
+    scanner reported lost): refused when the config loads, naming what is wrong."""
+    with pytest.raises(ValueError, match="not a text encoding"):
+        SerialQrScanner.Params(port="fuzz://scanner", **{setting: encoding})
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS + ("punycode", "idna", "utf-7"))
+def test_the_scanner_settings_take_text_encodings(encoding: str) -> None:
+    assert SerialQrScanner.Params(port="fuzz://scanner", encoding=encoding, fallback_encoding=encoding).encoding
 
 
 @fuzz(200)
