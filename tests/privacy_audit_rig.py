@@ -229,6 +229,19 @@ def outside(obj: Any) -> bool:
     return any(part in module for part in OUTSIDE)
 
 
+def shipped_dictionaries() -> set[int]:
+    """ids of the pinyin IME's shipped dictionary (read-only, hundreds of thousands of entries,
+    loaded once per process): not entered. Its table of words committed this session is."""
+    shared = getattr(sys.modules.get("kiosk.chinese_input"), "_shared", None)
+    ids: set[int] = set()
+    for engine in list(getattr(shared, "_engines", {}).values()):
+        ime = getattr(engine, "_ime", None)
+        for name in ("_table", "_syl_to_id", "_prism"):
+            if getattr(ime, name, None) is not None:
+                ids.add(id(getattr(ime, name)))
+    return ids
+
+
 def memory_roots(terminal: Any) -> dict[str, Any]:
     """The terminal, and the globals of the product's modules (caches, registries, the log
     filter's registered secrets)."""

@@ -75,6 +75,7 @@ from privacy_audit_rig import (
     remnants,
     sealed_payloads,
     settle,
+    shipped_dictionaries,
     terminal_config,
 )
 from privacy_audit_search import (
@@ -321,8 +322,10 @@ def audit(platform: Platform, help_desk: tuple[Broker, Console],
             lock = terminal.link.deliverer._lock
             assert lock.acquire(timeout=WAIT_S * 2), "the outbox deliverer stayed busy"
             try:
+                dictionaries = shipped_dictionaries()
                 result.memory[after] = search_memory(memory_roots(terminal), result.people.values(),
-                                                     skip=lambda o: outside(o) or o is runner or o is console)
+                                                     skip=lambda o: outside(o) or o is runner or o is console
+                                                     or id(o) in dictionaries)
             finally:
                 lock.release()
             result.timings[f"memory search after {after}"] = time.monotonic() - t

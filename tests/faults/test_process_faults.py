@@ -223,7 +223,8 @@ def kill_at(point: str, site: Site, kiosk: KioskProcess, rng: random.Random) -> 
         site.proxy.set("hold")
         kiosk.send_nowait(CONFIRM)
         assert site.gate.wait_arrivals(arrived + 1), kiosk.output()
-        assert len(site.applications()) == 1  # committed on the platform, the answer still on the wire
+        # committed on the platform, the answer still on the wire
+        wait_for(lambda: len(site.applications()) == 1, "the platform's commit of the held application")
         jitter(rng)
         kiosk.kill()
         assert site.kiosk.outbox().get("pending") == 1
