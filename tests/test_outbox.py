@@ -9,9 +9,9 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
+from visit_doubles import AcceptingPlatform
 
 from kiosk.delivery import Deliverer
 from kiosk.outbox import DELIVERED, UNREADABLE, Outbox, OutboxError, OutboxKeyError, OutboxUnreadable
@@ -161,16 +161,6 @@ def test_entries_queued_before_scans_existed_still_deliver(tmp_path: Path) -> No
 
 
 # -- rows that no longer open --------------------------------------------------------------------------------
-class _Platform:
-    def __init__(self) -> None:
-        self.received: list[str] = []
-
-    def submit_application(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
-        self.received.append(key)
-        return {"receipt_number": f"R-{key[:4]}"}
-
-    def put_scan(self, data: bytes, media_type: str) -> dict[str, Any]:
-        return {"reference": "scan:x"}
 
 
 def test_a_row_that_does_not_open_is_set_aside_and_the_next_rows_still_go(
@@ -182,7 +172,7 @@ def test_a_row_that_does_not_open_is_set_aside_and_the_next_rows_still_go(
     good = box.enqueue("application", PAYLOAD, "y" * 32)
     with box._lock:
         box._db.execute("UPDATE outbox_scans SET sealed=zeroblob(64) WHERE entry_id=?", (damaged.id,))
-    platform = _Platform()
+    platform = AcceptingPlatform()
     assert Deliverer(box, platform).drain() == 1  # type: ignore[arg-type]
     assert platform.received == ["y" * 32] and box.get(good.id).state == DELIVERED
     kept = box.get(damaged.id)

@@ -43,3 +43,17 @@ class Recorder:
 
     def close(self) -> None:
         pass
+
+
+class AcceptingPlatform:
+    """A platform that accepts every application and scan, and keeps the idempotency keys sent."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+
+    def submit_application(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
+        self.received.append(key)
+        return {"receipt_number": f"R-{key}"}
+
+    def put_scan(self, data: bytes, media_type: str) -> dict[str, Any]:
+        return {"reference": "scan:x"}

@@ -19,6 +19,7 @@ import pytest
 from fuzzing import fuzz
 from hypothesis import example, given
 from hypothesis import strategies as st
+from visit_doubles import AcceptingPlatform
 
 from kiosk.delivery import Deliverer
 from kiosk.outbox import DELIVERED, UNREADABLE, Outbox, OutboxUnreadable
@@ -53,16 +54,6 @@ def test_a_queued_application_and_its_scans_come_back_exactly(payload: dict[str,
     assert [(a.media_type, a.data) for a in box.attachments(entry)] == [(t, d) for d, t in kept.items()]
 
 
-class Platform:
-    def __init__(self) -> None:
-        self.received: list[str] = []
-
-    def submit_application(self, payload: dict[str, Any], key: str) -> dict[str, Any]:
-        self.received.append(key)
-        return {"receipt_number": f"R-{key}"}
-
-    def put_scan(self, data: bytes, media_type: str) -> dict[str, Any]:
-        return {"reference": "scan:x"}
 
 
 @example(b"\x00" * 40)
@@ -79,7 +70,7 @@ def test_a_row_that_no_longer_opens_is_reported_and_the_next_rows_still_go(damag
         with pytest.raises(OutboxUnreadable) as raised:
             box.payload(box.get(first.id))
         assert first.local_receipt in str(raised.value)
-        platform = Platform()
+        platform = AcceptingPlatform()
         Deliverer(box, platform).drain()  # type: ignore[arg-type]
         assert box.get(second.id).state == DELIVERED and platform.received == ["k-2"]
         # set aside, not deleted: its bytes kept as they were, the reason there for the technician
