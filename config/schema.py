@@ -163,6 +163,10 @@ class FleetSection(_Section):
     outbox_backlog_alert: int = Field(ge=1, description="queued submissions that raise an alert")
     disk_free_alert_mb: int = Field(ge=0, description="less free space than this on the data disk raises "
                                     "an alert (0: never)")
+    platform_check_s: float = Field(gt=0, le=3600, description="how often the platform is asked whether "
+                                    "it answers (GET /v1/health)")
+    platform_unreachable_alert_s: float = Field(ge=0, le=86400, description="the platform silent this long "
+                                                "raises an alert at the help desk")
     screen_mirror_interval_s: float = Field(gt=0, le=60, description="during a call, the mirror is sent on "
                                             "every change and at least this often")
     microphone: str = Field(description="ALSA capture device for help-call audio (e.g. \"default\"); "

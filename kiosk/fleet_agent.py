@@ -20,8 +20,9 @@ What goes up (topics in fleet/protocol.py; every payload also has "v": 1)::
     up/alert      {"id", "state": "raised"|"cleared", "kind", "severity": "warning"|"error",
                    "device", "detail", "since", "time"}
                    kinds: device_offline, hardware_error, no_device, paper_low, paper_out,
-                   paper_jammed, outbox_backlog, disk_low, command_refused; ids are stable per fault
-                   ("receipt_printer.paper_out", "outbox.backlog", "command.refused")
+                   paper_jammed, outbox_backlog, outbox_unavailable, disk_low, platform_unreachable,
+                   command_refused; ids are stable per fault ("receipt_printer.paper_out",
+                   "outbox.backlog", "platform.unreachable", "command.refused")
     up/help       {"call_id", "state": "waiting"|"connected"|"ended", "step", "language",
                    "since", "location", "staff", "consent", "reason"}
                    reason (ended): "citizen_ended", "staff_ended", "visit_ended"
@@ -112,6 +113,7 @@ class FleetAgent:
 
     def __init__(self, cfg: KioskConfig, visit: Visit, devices: Mapping[str, Any], *, data_dir: Path,
                  texts: Texts | None = None, outbox_counts: Callable[[], dict[str, int]] | None = None,
+                 platform_check: Callable[[], None] | None = None,
                  restart: Callable[[str], tuple[str, str]] | None = None,
                  layout: Callable[[], dict[str, Any] | None] | None = None,
                  media_factory: Callable[[], Any] | None = None,
@@ -124,6 +126,7 @@ class FleetAgent:
         self.data_dir = Path(data_dir)
         self.texts = texts or Texts.load()
         self.outbox_counts = outbox_counts
+        self.platform_check = platform_check  # raises when the platform does not answer
         self.restart = restart
         self.layout = layout or (lambda: None)
         self.clock = clock
@@ -146,6 +149,10 @@ class FleetAgent:
         self._call_lock = threading.Lock()
         self._alerts: dict[str, _Alert] = {}
         self._refused_at = 0.0
+        self._outbox_error = ""  # why the outbox counts could not be read ("" when they could)
+        self._platform_down = ""  # why the platform has not answered for long enough ("" when it has)
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
         self._devices_sent: dict[str, Any] | None = None
         self._heartbeat_seq = 0
         self._next_heartbeat = 0.0
@@ -186,6 +193,9 @@ class FleetAgent:
         self.visit.subscribe(self.on_view)
         self._worker = threading.Thread(target=self._run, name="fleet-agent", daemon=True)
         self._worker.start()
+        if self.platform_check is not None:
+            self._watcher = threading.Thread(target=self._watch_platform, name="fleet-platform-watch", daemon=True)
+            self._watcher.start()
         client.connect_async(self.fleet.broker_host, self.fleet.broker_port, keepalive=self.fleet.keepalive_s)
         client.loop_start()
         log.info("fleet: connecting to %s:%d as %s", self.fleet.broker_host, self.fleet.broker_port, account.username)
@@ -196,10 +206,14 @@ class FleetAgent:
         for undo in self._unsubscribe:
             undo()
         self._unsubscribe = []
+        self._stopping.set()
         if self._worker is not None:
             self._work.put(("stop", None))
             self._worker.join(10)
             self._worker = None
+        if self._watcher is not None:  # at most one quick health call to wait for
+            self._watcher.join(10)
+            self._watcher = None
         with self._media_lock:
             media, self._media = self._media, None
         if media is not None:
@@ -316,6 +330,9 @@ class FleetAgent:
         elif kind == "ended":
             call, reason = item
             self._end(call, reason, self.visit.view())
+        elif kind == "platform":
+            self._platform_down = item
+            self._check_devices()
         elif kind == "reply":
             cmd_id, action, ok, reason, detail, *code = item
             self._reply(cmd_id, action, ok, reason, detail, code=code[0] if code else "")
@@ -376,10 +393,41 @@ class FleetAgent:
         if self.outbox_counts is None:
             return None
         try:
-            return dict(self.outbox_counts())
+            counts = dict(self.outbox_counts())
         except Exception as exc:  # the outbox database is a fault to report, not a reason to stop
-            log.warning("fleet: outbox counts unavailable: %s", exc)
+            if not self._outbox_error:
+                log.warning("fleet: outbox counts unavailable: %s", exc)
+            self._outbox_error = mask_text(str(exc))[:300] or type(exc).__name__
             return None
+        self._outbox_error = ""
+        return counts
+
+    def _watch_platform(self) -> None:
+        """Ask the platform every platform_check_s whether it answers; hand the worker the reason
+        once it has been silent for platform_unreachable_alert_s, and "" once it answers again."""
+        assert self.platform_check is not None
+        silent_since: float | None = None
+        told = ""
+        while True:
+            try:
+                self.platform_check()
+                why = ""
+            except Exception as exc:  # PlatformError, or anything a broken client raises
+                why = mask_text(str(exc))[:300] or type(exc).__name__
+            now = time.monotonic()
+            if why:
+                silent_since = now if silent_since is None else silent_since
+                if now - silent_since < self.fleet.platform_unreachable_alert_s:
+                    why = ""
+                else:
+                    why = f"no answer from the platform for {now - silent_since:.0f} s: {why}"
+            else:
+                silent_since = None
+            if bool(why) != bool(told):
+                told = why
+                self._work.put(("platform", why))
+            if self._stopping.wait(self.fleet.platform_check_s):
+                return
 
     # -- devices and alerts -----------------------------------------------------------------------
     def _device_rows(self) -> dict[str, dict[str, str]]:
@@ -412,6 +460,12 @@ class FleetAgent:
         if pending >= self.fleet.outbox_backlog_alert:
             wanted["outbox.backlog"] = _Alert("outbox.backlog", "outbox_backlog", "warning", "",
                                               f"{pending} submissions waiting for the platform")
+        if self._outbox_error:
+            wanted["outbox.unavailable"] = _Alert("outbox.unavailable", "outbox_unavailable", "error", "",
+                                                  f"submissions cannot be accepted: {self._outbox_error}")
+        if self._platform_down:
+            wanted["platform.unreachable"] = _Alert("platform.unreachable", "platform_unreachable", "error", "",
+                                                    self._platform_down)
         free_mb = self._free_mb()
         if free_mb is not None and free_mb < self.fleet.disk_free_alert_mb:
             wanted["disk.low"] = _Alert("disk.low", "disk_low", "error", "",

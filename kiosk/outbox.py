@@ -22,6 +22,12 @@ A row that no longer opens (a damaged disk, a power cut mid-write, the key file 
 can never be sent as it is: delivery sets it aside as `unreadable`, keeping its sealed
 bytes and the reason for the technician (restoring the key may open it again), and goes
 on with the others. Nothing is deleted.
+
+An outbox that cannot be opened at start (a full disk, a damaged key file) must not keep the
+terminal from starting: systemd would restart it in a loop and the help desk would only see
+"lost". `DeferredOutbox` stands in for it: the terminal comes up, a submission is refused
+calmly (OutboxError), the help desk is told (counts() raises), and opening is tried again
+every `retry_s` until it works.
 """
 from __future__ import annotations
 
@@ -123,12 +129,12 @@ class SM4Box:
     @staticmethod
     def _load_or_create(path: Path) -> bytes:
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             # written whole to a temporary file, synced, then linked into place: a full disk or a
             # power cut leaves either no key file (made again at the next start) or a whole one,
             # never an empty one that would stop every later start
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             try:
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
                 with os.fdopen(fd, "w") as fh:
                     fh.write(os.urandom(16).hex())
@@ -170,7 +176,10 @@ class Outbox:
         if key_file.resolve().parent == db_path.resolve().parent:
             raise OutboxKeyError(f"the outbox key {key_file} must not sit beside the database "
                                  f"{db_path}: put it in another folder")
-        db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutboxError(f"outbox folder {db_path.parent} cannot be made ({exc}): check the disk") from None
         self.box = SM4Box(key_file)
         self.path = db_path
         self.terminal_id = terminal_id
@@ -322,3 +331,70 @@ class Outbox:
         out = {PENDING: 0, DELIVERED: 0, REJECTED: 0}
         out.update({state: n for state, n in rows})
         return out
+
+
+class DeferredOutbox:
+    """An outbox not opened yet (see the module notes): every use tries to open it, at most once
+    per `retry_s`; until then it raises the OutboxError that stopped it, except `due()`, which
+    is empty (the delivery thread has nothing to send, and says so once per try)."""
+
+    def __init__(self, opener: Callable[[], Outbox], error: OutboxError, *, retry_s: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._opener = opener
+        self._error = error
+        self._retry_s = retry_s
+        self._clock = clock
+        self._next_try = clock() + retry_s
+        self._box: Outbox | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def opened(self) -> bool:
+        return self._box is not None
+
+    def _outbox(self) -> Outbox:
+        with self._lock:
+            if self._box is None and self._clock() >= self._next_try:
+                self._next_try = self._clock() + self._retry_s
+                try:
+                    self._box = self._opener()
+                    log.info("outbox: opened at last; submissions are accepted again")
+                except OutboxError as exc:
+                    self._error = exc
+                    log.warning("outbox: still cannot be opened, next try in %.0f s: %s", self._retry_s, exc)
+            if self._box is None:
+                raise OutboxError(f"the outbox is not open: {self._error}")
+            return self._box
+
+    def due(self, limit: int = 20) -> list[Entry]:
+        try:
+            box = self._outbox()
+        except OutboxError:
+            return []
+        return box.due(limit)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._box is not None:
+                self._box.close()
+
+    def __getattr__(self, name: str) -> Any:  # enqueue, get, payload, counts, ...: the opened outbox's
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._outbox(), name)
+
+
+def open_outbox(db_path: Path, key_file: Path, terminal_id: str, *, retry_s: float = 30.0) -> Outbox | DeferredOutbox:
+    """The terminal's outbox, or, when it cannot be opened now, a DeferredOutbox that keeps
+    trying (a key file beside the database is a configuration mistake: that one still raises)."""
+    def opener() -> Outbox:
+        return Outbox(db_path, key_file, terminal_id)
+
+    if key_file.resolve().parent == db_path.resolve().parent:
+        return opener()  # raises OutboxKeyError naming the mistake
+    try:
+        return opener()
+    except OutboxError as exc:
+        log.error("outbox: cannot be opened at start (%s); the terminal starts without accepting "
+                  "submissions and tries again every %.0f s", exc, retry_s)
+        return DeferredOutbox(opener, exc, retry_s=retry_s)

@@ -29,7 +29,7 @@ from kiosk.govclient import (
     expect_translations,
     new_idempotency_key,
 )
-from kiosk.outbox import DELIVERED, UNREADABLE, Outbox, OutboxError
+from kiosk.outbox import DELIVERED, UNREADABLE, OutboxError, open_outbox
 from kiosk.session import Session
 from kiosk.visit import Receipt, SubmissionRefused, SubmitError
 
@@ -113,9 +113,13 @@ class PlatformLink:
         self.client = PlatformClient(pcfg.url, cfg.terminal.id, keypair, timeout_s=pcfg.timeout_s)
         self.quick = PlatformClient(pcfg.url, cfg.terminal.id, keypair,
                                     timeout_s=_INTERACTIVE_TIMEOUT_S, retries=0)
-        self.outbox = Outbox(_path(data_dir, pcfg.outbox_db), _path(data_dir, pcfg.outbox_key_file),
-                             cfg.terminal.id)
-        self.deliverer = Deliverer(self.outbox, self.client, interval_s=pcfg.delivery_interval_s,
+        # a full disk at start leaves the outbox closed for now, not the terminal down
+        self.outbox = open_outbox(_path(data_dir, pcfg.outbox_db), _path(data_dir, pcfg.outbox_key_file),
+                                  cfg.terminal.id)
+        # the delivery thread backs off by itself: its client does not retry (and sleep) holding
+        # a decrypted payload
+        self.background = PlatformClient(pcfg.url, cfg.terminal.id, keypair, timeout_s=pcfg.timeout_s, retries=0)
+        self.deliverer = Deliverer(self.outbox, self.background, interval_s=pcfg.delivery_interval_s,
                                    backoff_min_s=pcfg.delivery_interval_s)
         self.cache_file = catalogue_cache(data_dir)
         self.catalogue_version = ""
@@ -125,6 +129,15 @@ class PlatformLink:
         # (visit id, done, thread) of the latest identify call: one per visit
         self._identifying: tuple[str, threading.Event, threading.Thread] | None = None
         self._identify_lock = threading.Lock()
+
+    def outbox_counts(self) -> dict[str, int]:
+        """The outbox's figures; OutboxError while it cannot be opened (a full disk at start)."""
+        return self.outbox.counts()
+
+    def check_reachable(self) -> None:
+        """One quick unsigned GET /v1/health (it works before enrolment too); PlatformError
+        when the platform does not answer."""
+        self.quick.health()
 
     @property
     def enrolled(self) -> bool:

@@ -93,7 +93,8 @@ class Terminal:
         self.fleet: FleetAgent | None = None
         if cfg.fleet.enabled:  # the help desk: status, alerts, live help calls and its commands
             self.fleet = FleetAgent(cfg, self.visit, self.devices, data_dir=self.data_dir, texts=self.texts,
-                                    outbox_counts=self.link.outbox.counts if self.link is not None else None,
+                                    outbox_counts=self.link.outbox_counts if self.link is not None else None,
+                                    platform_check=self.link.check_reachable if self.link is not None else None,
                                     restart=self.restart_device,
                                     layout=lambda: self.layout_provider() if self.layout_provider else None)
         self.help_calls = HelpCalls(self.visit, self.link, cfg.ui.help_hotline, self.fleet)
@@ -110,7 +111,7 @@ class Terminal:
             cfg.maintenance, self.devices,
             AuditLog(audit_file if audit_file.is_absolute() else self.data_dir / audit_file, cfg.terminal.id),
             may_open=lambda: self.visit.step is Step.ATTRACT,
-            outbox_counts=self.link.outbox.counts if self.link is not None else None,
+            outbox_counts=self.link.outbox_counts if self.link is not None else None,
             receipt_printer=cfg.handout.receipt_printer, location=cfg.terminal.location,
             language=cfg.ui.language)
         self.face: FaceCheck | None = None

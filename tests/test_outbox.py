@@ -14,7 +14,16 @@ import pytest
 from visit_doubles import AcceptingPlatform
 
 from kiosk.delivery import Deliverer
-from kiosk.outbox import DELIVERED, UNREADABLE, Outbox, OutboxError, OutboxKeyError, OutboxUnreadable
+from kiosk.outbox import (
+    DELIVERED,
+    UNREADABLE,
+    DeferredOutbox,
+    Outbox,
+    OutboxError,
+    OutboxKeyError,
+    OutboxUnreadable,
+    open_outbox,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PAYLOAD = {"citizen": {"id_number": "11010519491231002X", "name": "赵六"}, "answers": {"addr": "测试路1号"}}
@@ -59,6 +68,37 @@ def test_same_key_twice_refused(tmp_path: Path) -> None:
 def test_key_beside_database_refused(tmp_path: Path) -> None:
     with pytest.raises(OutboxKeyError, match="must not sit beside"):
         Outbox(tmp_path / "o.db", tmp_path / "o.key", "T-1")
+
+
+def test_an_outbox_that_cannot_open_at_start_is_opened_later(tmp_path: Path) -> None:
+    """A key file that cannot be read at start (as on a full disk): the terminal still gets an
+    outbox; it refuses to queue with the reason, has nothing due, and opens once the fault is
+    gone, at its next try."""
+    key = tmp_path / "keys" / "outbox.key"
+    key.parent.mkdir()
+    key.write_text("not a key")
+    now = [0.0]
+    box = open_outbox(tmp_path / "outbox" / "outbox.db", key, "T-1")
+    assert isinstance(box, DeferredOutbox) and not box.opened
+    box = DeferredOutbox(box._opener, OutboxError("first"), retry_s=30, clock=lambda: now[0])
+    with pytest.raises(OutboxError, match="not open: first"):
+        box.enqueue("application", PAYLOAD, "d" * 32)
+    now[0] = 31.0  # the next try: still broken, the new reason is kept
+    with pytest.raises(OutboxError, match="not open: outbox key file .* cannot be read"):
+        box.counts()
+    assert box.due() == []
+    key.unlink()  # the technician removes the damaged file (on a full disk: space is freed)
+    now[0] = 40.0
+    assert box.due() == [] and not box.opened  # not before its next try
+    now[0] = 62.0
+    entry = box.enqueue("application", PAYLOAD, "d" * 32)
+    assert box.opened and box.payload(entry) == PAYLOAD and box.counts()["pending"] == 1
+    box.close()
+
+
+def test_a_configuration_mistake_still_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(OutboxKeyError, match="must not sit beside"):
+        open_outbox(tmp_path / "o.db", tmp_path / "o.key", "T-1")
 
 
 def test_wrong_key_cannot_read(tmp_path: Path) -> None:
@@ -183,3 +223,36 @@ def test_a_row_that_does_not_open_is_set_aside_and_the_next_rows_still_go(
         assert box._db.execute("SELECT count(*) FROM outbox_scans WHERE entry_id=?", (damaged.id,)).fetchone() == (1,)
     assert "set aside" in caplog.text and "赵六" not in caplog.text and "ZHAO" not in caplog.text
     assert Deliverer(box, platform).drain() == 0 and platform.received == ["y" * 32]  # not retried
+
+
+def test_the_delivery_thread_makes_one_request_per_attempt(tmp_path: Path) -> None:
+    """The delivery thread backs off by itself (minutes, in the outbox): its client must not
+    also retry and sleep while it holds an entry's decrypted payload."""
+    import requests
+    from terminal_config import write_config
+
+    from config.loader import load_config
+    from govapi.signing import ECDSA_P256_SHA256, KeyPair
+    from kiosk.platform_link import PlatformLink
+
+    cfg = load_config(write_config(tmp_path, {}), environ={})
+    cfg.platform.url = "http://platform.test.invalid"
+    data_dir = tmp_path / "data"
+    KeyPair.generate(ECDSA_P256_SHA256).save(data_dir / cfg.platform.key_file)
+    link = PlatformLink(cfg, data_dir)
+    calls: list[str] = []
+
+    class Down(requests.Session):
+        def request(self, method: str, url: str, *args: object, **kwargs: object) -> requests.Response:  # type: ignore[override]
+            calls.append(f"{method} {url}")
+            raise requests.ConnectionError("refused")
+
+    link.background.session = Down()
+    entry = link.outbox.enqueue("application", PAYLOAD, "e" * 32)
+    try:
+        assert link.deliverer.drain() == 0
+        after = link.outbox.get(entry.id)
+        assert calls == ["POST http://platform.test.invalid/v1/applications"], calls
+        assert after.state == "pending" and after.attempts == 1 and "cannot reach" in after.last_error
+    finally:
+        link.stop()

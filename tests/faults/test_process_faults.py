@@ -370,10 +370,6 @@ def test_disk_filling_while_the_platform_answers_still_gives_the_citizen_a_recei
     assert len(on_platform) == 1 and receipt in on_platform[0][::2], (receipt, on_platform)  # its number, once
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "finding: Outbox() raises OutboxError at start when SQLite cannot create its -wal/-shm files on a full "
-    "disk; Terminal() does not catch it and main.py exits (systemd restarts it in a loop, the help desk only "
-    "sees 'lost'). Then PlatformLink.fetch_catalogue -> keep_catalogue raises OSError the same way."))
 def test_a_kiosk_restarted_on_a_full_disk_comes_up(on_tiny_disk: tuple[Site, TinyDisk], desk: HelpDesk) -> None:
     """The watchdog or a power cut restarts the kiosk while its disk is full: it must come up
     (and say so to the help desk), not exit and leave systemd restarting it forever."""
@@ -387,6 +383,7 @@ def test_a_kiosk_restarted_on_a_full_disk_comes_up(on_tiny_disk: tuple[Site, Tin
     try:
         again.wait_line("running headless")
         desk.wait(site.id, "state", lambda p: p["online"], after=mark)
+        raised_alert(desk, site, ("outbox.unavailable",), mark)  # it accepts no submission: the desk knows
     finally:
         again.stop()
 
@@ -408,7 +405,7 @@ def test_a_first_start_on_a_full_disk_does_not_stop_every_later_start(
         again.stop()
 
 
-# -- what the help desk is told (and, where xfail, not yet: see the reason) ------------------------------------
+# -- what the help desk is told ------------------------------------
 ALERT_WAIT_S = 5.0  # five heartbeats of the test terminals (heartbeat_s = 1)
 
 
@@ -418,10 +415,6 @@ def raised_alert(desk: HelpDesk, site: Site, words: tuple[str, ...], after: int)
         what=f"an alert about {'/'.join(words)} at the help desk")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "finding: the fleet agent has no platform-unreachable alert; only outbox.backlog, raised at "
-    "[fleet] outbox_backlog_alert pending submissions (default 20), so an outage with few or no visits "
-    "is never shown to the help desk"))
 def test_help_desk_is_told_when_the_platform_is_unreachable(steady: tuple[Site, KioskProcess],
                                                            desk: HelpDesk) -> None:
     """The platform gone while nobody submits (the night): nothing is queued, so no backlog."""

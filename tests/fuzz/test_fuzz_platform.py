@@ -236,7 +236,7 @@ class Shared:
         key.save(data_dir / cfg.platform.key_file if not Path(cfg.platform.key_file).is_absolute()
                  else Path(cfg.platform.key_file))
         self.link = PlatformLink(cfg, data_dir)
-        for client in (self.link.client, self.link.quick):
+        for client in (self.link.client, self.link.quick, self.link.background):
             client.backoff_s = 0.0  # retries without sleeping: the fake answers at once
         assert self.link.enrolled
         self.catalogue = Catalogue.from_platform(_catalogue())
@@ -246,6 +246,7 @@ class Shared:
         session = FakeSession(data, script)
         self.link.client.session = session  # type: ignore[assignment]
         self.link.quick.session = session  # type: ignore[assignment]
+        self.link.background.session = session  # type: ignore[assignment]
         return session
 
 
