@@ -59,8 +59,9 @@ def _mark(value: Any, source: str, prov: Provenance, dotted: str) -> None:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
+        data = path.read_bytes()
+        # Windows Notepad saves UTF-8 with a byte-order mark, which TOML does not allow: accepted
+        return tomllib.loads(data.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(str(path), "", "the file does not exist",
                           "check the path given with --config or KIOSK_CONFIG") from None

@@ -173,7 +173,9 @@ def describe_backlog(counts: dict[str, dict[str, int]]) -> list[str]:
         if state == "delivered":
             continue
         why = {"pending": "waiting for the network: delivered when the kiosk runs with network",
-               "rejected": "refused by the platform (kept for the help desk)"}.get(state, "not delivered")
+               "rejected": "refused by the platform (kept for the help desk)",
+               "unreadable": ("set aside: they no longer open with the outbox key (an export keeps their "
+                              "sealed bytes; the original key may still open them)")}.get(state, "not delivered")
         lines.append(f"  {state}: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) + f" — {why}")
     return lines
 
@@ -235,7 +237,7 @@ def export_undelivered(paths: Any, archive: Path, terminal_id: str, counts: dict
 
 
 def _verify_export(archive: Path, into: Path, terminal_id: str, expected: int) -> None:
-    from kiosk.outbox import Outbox
+    from kiosk.outbox import UNREADABLE, Outbox
 
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -247,12 +249,13 @@ def _verify_export(archive: Path, into: Path, terminal_id: str, expected: int) -
                            filter="data")
         db = sqlite3.connect(into / "outbox" / "outbox.db")
         try:
-            rows = db.execute("SELECT id FROM outbox WHERE state != 'delivered'").fetchall()
+            rows = db.execute("SELECT id, state FROM outbox WHERE state != 'delivered'").fetchall()
         finally:
             db.close()
         box = Outbox(into / "outbox" / "outbox.db", into / "keys" / "outbox.key", terminal_id)
         try:
-            for (row_id,) in rows:
+            # rows set aside as unreadable did not open on the kiosk either: exported as they are
+            for row_id, _state in [r for r in rows if r[1] != UNREADABLE]:
                 entry = box.get(row_id)
                 box.payload(entry)  # decrypts with the exported key, or raises
                 box.attachments(entry)

@@ -107,6 +107,13 @@ def test_file_not_utf8_says_where_and_to_save_as_utf8(tmp_path: Path) -> None:
     assert "save the file as UTF-8" in err.value.fix
 
 
+def test_utf8_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Windows Notepad's "UTF-8" puts a byte-order mark first; TOML alone would call line 1 invalid."""
+    path = tmp_path / "terminal.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + '[terminal]\nlocation = "一楼大厅"\n'.encode())
+    assert load_config(path, environ={}).terminal.location == "一楼大厅"
+
+
 def test_trusted_host_the_code_rules_refuse_is_a_config_error(tmp_path: Path) -> None:
     path = write(tmp_path, '[codes]\ne_licence_hosts = ["zwfw.example.gov.cn", "*.gov.cn"]\n')
     with pytest.raises(ConfigError) as err:

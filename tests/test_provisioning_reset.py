@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.outbox import Outbox
+from kiosk.outbox import Outbox, OutboxUnreadable
 from provisioning.__main__ import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +105,34 @@ def test_export_is_checked_then_everything_goes(tmp_path: Path, capsys: pytest.C
         box.close()
     record = json.loads((data / "reset-history.jsonl").read_text())
     assert record["exported_to"] == str(archive) and record["undelivered"] == {"application": 1, "rating": 1}
+
+
+def test_a_row_set_aside_as_unreadable_is_exported_as_it_is(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """A row the kiosk set aside (it no longer opens) does not stop the export of the others: it
+    travels sealed, as it is, for whoever finds the key that opens it."""
+    data, config = make_terminal(tmp_path)
+    box = Outbox(data / "outbox" / "outbox.db", data / "keys" / "outbox.key", TERMINAL)
+    damaged = box.enqueue("application", PAYLOAD, "d" * 32)
+    box.set_aside(damaged, "the sealed payload does not open")
+    box.close()
+    db = sqlite3.connect(data / "outbox" / "outbox.db")
+    with db:  # what a damaged disk leaves: bytes that no longer open
+        db.execute("UPDATE outbox SET payload = ? WHERE id = ?", (b"\x00" * 64, damaged.id))
+    db.close()
+    archive = tmp_path / "outbox-export.tar.gz"
+    assert cli("--config", str(config), "--yes", "--export-undelivered", str(archive)) == 0
+    out, err = capsys.readouterr()
+    assert "exported 3 undelivered submission(s)" in out, out + err
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "later", filter="data")
+    box = Outbox(tmp_path / "later" / "outbox" / "outbox.db", tmp_path / "later" / "keys" / "outbox.key", TERMINAL)
+    try:
+        assert box.counts()["unreadable"] == 1 and box.payload(box.due()[0]) == PAYLOAD
+        with pytest.raises(OutboxUnreadable):
+            box.payload(box.get(damaged.id))
+    finally:
+        box.close()
 
 
 def test_discard_needs_the_exact_count_and_keep_keys_keeps_the_enrolment(
