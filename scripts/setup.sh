@@ -12,7 +12,7 @@ APT_PACKAGES=(
   xvfb xauth xdotool                            # a virtual screen for the UI tests
   libgl1 libgl1-mesa-dri libegl1 libgles2 libmtdev1   # Kivy's OpenGL (Mesa software GL)
   espeak-ng libespeak-ng1 alsa-utils            # speech for the voice prompts (aplay plays them)
-  fonts-wqy-microhei                            # a Simplified-Chinese font for the screens
+  fonts-wqy-microhei fonts-droid-fallback       # Simplified-Chinese fonts: the screens, and rare characters in printed names
   postgresql                                    # the reference platform's PostgreSQL tests
   cups cups-client cups-bsd printer-driver-cups-pdf libcups2-dev   # the A4 printer (and its PDF test queue)
   sane-utils libsane1 libsane-dev               # document scanners (and SANE's test backend)
