@@ -110,8 +110,10 @@ hold() {  # while flag file $1 exists: printer-state-reason $2, the job waits "p
       kill -0 "$PPID" 2>/dev/null || exit 1
       sleep 0.1
     done
-    echo "STATE: -$2" >&2
   fi
+  # the printer reports its state with every job, as a real one does: a reason left by a job that
+  # was cancelled while it waited (the tray refilled since) is cleared by the next page
+  echo "STATE: -$2" >&2
 }
 hold paper-out media-empty-error
 hold jam media-jam-error

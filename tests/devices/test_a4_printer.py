@@ -236,6 +236,20 @@ def test_out_of_paper_holds_the_job_until_refilled(cups_pdf, printer) -> None:
     assert printer.status().media is MediaState.PRESENT
 
 
+def test_out_of_paper_left_by_a_cancelled_job_clears_with_the_next_page(cups_pdf, printer) -> None:
+    """The terminal gives up on a job held for paper (the citizen gets the QR code instead); the
+    technician refills and prints the test page: the printer is usable again. Found by the soak."""
+    cups_pdf.paper_out()
+    held = printer.wait(printer.submit(small_pdf(), "social_insurance_record"), 2)
+    assert (held.state, held.blocked_by) == (JobState.FAILED, JobReason.OUT_OF_PAPER), held.describe()
+    printer.poll()
+    assert printer.status().media is MediaState.OUT
+    cups_pdf.refill()
+    assert printer.wait(printer.submit(small_pdf(), "test-page"), 60).state is JobState.DONE
+    printer.poll()
+    assert printer.status().media is MediaState.PRESENT, printer.status()
+
+
 def test_paper_jam_is_a_hardware_error_until_cleared(cups_pdf, printer) -> None:
     cups_pdf.jam()
     seen = {}
