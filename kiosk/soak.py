@@ -36,6 +36,7 @@ import logging
 import os
 import random
 import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -604,6 +605,7 @@ class Soak:
         self._errors_log = _ErrorLog(self)
         self._old_excepthook = threading.excepthook
         self._started = 0.0
+        self.interrupted = threading.Event()  # set from a signal handler: end after this visit, report
         self.terminal.visit.subscribe(self._on_view)
 
     # -- reporting ----------------------------------------------------------------------------------
@@ -686,6 +688,9 @@ class Soak:
         while True:
             for plan in self.planner.round():
                 if (visits is not None and n >= visits) or (deadline is not None and time.monotonic() >= deadline):
+                    return self._finish()
+                if self.interrupted.is_set():
+                    self.say(f"soak: stopped on request after {n} visits; the end is checked as usual")
                     return self._finish()
                 n += 1
                 self.play(n, plan)
@@ -970,11 +975,17 @@ def run_soak(cfg: KioskConfig, platform: PlatformSide, *, visits: int | None = N
              **options: Any) -> tuple[Soak, Report]:
     """Build the soak, play it, stop the terminal; the Soak is returned for a closer look."""
     soak = Soak(cfg, platform, **options)
+    # Ctrl-C or SIGTERM (a soak on a test rig stopped early) ends after the visit being played,
+    # with the drain, the platform check and the summary, instead of a traceback and no figures
+    previous = {sig: signal.signal(sig, lambda *_: soak.interrupted.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)} if threading.current_thread() is threading.main_thread() else {}
     soak.start()
     try:
         report = soak.run(visits=visits, minutes=minutes)
     finally:
         soak.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return soak, report
 
 
