@@ -199,17 +199,20 @@ class Citizen:
     card: str  # the emulator's card id
     face: str | None  # the camera emulator's photo of the holder (None: the card has no photo)
     certificates: bool = True  # the holder's certificate can be printed on this machine
+    # certificate items the reference platform has no record for (govplatform/data/residents.toml):
+    # the visit is accepted and the handout rightly says "not available"; the soak does not play them
+    no_record: frozenset[str] = frozenset()
 
 
 CITIZENS = (
     Citizen("idcard", "resident", "obama2.jpg"),  # 张三 (the card's photo is another shot of him)
-    Citizen("idcard", "resident-long-term", "biden.jpg"),  # 李四
+    Citizen("idcard", "resident-long-term", "biden.jpg", no_record=frozenset({"housing-fund-record"})),  # 李四
     # 王䶮𠈌: no font installed here has U+2020C, so the certificate is refused (handout.certificate_failed,
     # an ERROR in the log) and the citizen gets the QR code and SMS instead; the receipt prints a box
     Citizen("idcard", "resident-rare-name", "astronaut.png", certificates=False),
     Citizen("smartcard", "zhang-san", "obama2.jpg"),  # 张三's social security card
     Citizen("idcard", "resident-long-address", None),
-    Citizen("idcard", "hmt-permit", None),
+    Citizen("idcard", "hmt-permit", None, no_record=frozenset({"housing-fund-record"})),  # 陈大文
 )
 
 
@@ -282,7 +285,8 @@ class Planner:
         rng = self.rng
         face = rng.random() < self.face_share
         certificate = service.kind == "certificate"
-        who = rng.choice([c for c in CITIZENS if (c.face or not face) and (c.certificates or not certificate)])
+        who = rng.choice([c for c in CITIZENS if (c.face or not face) and (c.certificates or not certificate)
+                          and service.id not in c.no_record])
         if variant == "paper_out" and certificate:
             raise ValueError("a certificate is printed on the A4 printer: the receipt roll cannot run out on it")
         steps: list[dict[str, Any]] = []
