@@ -87,6 +87,10 @@ class OutboxKeyError(OutboxError):
     """The encryption key file is missing, unreadable or not a key."""
 
 
+class OutboxPlacementError(OutboxKeyError):
+    """The key file sits beside the database: a configuration mistake, not a passing fault."""
+
+
 class OutboxUnreadable(OutboxError):
     """One row's sealed payload or scan no longer opens with the outbox key: that row cannot
     be sent (the others can). The message names the row, never its content."""
@@ -174,7 +178,7 @@ class Outbox:
     def __init__(self, db_path: Path, key_file: Path, terminal_id: str,
                  clock: Callable[[], float] = time.time) -> None:
         if key_file.resolve().parent == db_path.resolve().parent:
-            raise OutboxKeyError(f"the outbox key {key_file} must not sit beside the database "
+            raise OutboxPlacementError(f"the outbox key {key_file} must not sit beside the database "
                                  f"{db_path}: put it in another folder")
         try:
             db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -185,14 +189,18 @@ class Outbox:
         self.terminal_id = terminal_id
         self.clock = clock
         self._lock = threading.Lock()
+        db: sqlite3.Connection | None = None
         try:
-            self._db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("PRAGMA secure_delete=ON")  # erased payloads and scans are zeroed in the file
-            self._db.executescript(_SCHEMA)
+            db = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA secure_delete=ON")  # erased payloads and scans are zeroed in the file
+            db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
+            if db is not None:  # a full disk is retried every 30 s: no descriptor left behind each time
+                db.close()
             raise OutboxError(f"outbox database {db_path} cannot be opened ({exc}): check the disk") from None
+        self._db = db
 
     def close(self) -> None:
         with self._lock:
@@ -390,10 +398,10 @@ def open_outbox(db_path: Path, key_file: Path, terminal_id: str, *, retry_s: flo
     def opener() -> Outbox:
         return Outbox(db_path, key_file, terminal_id)
 
-    if key_file.resolve().parent == db_path.resolve().parent:
-        return opener()  # raises OutboxKeyError naming the mistake
     try:
         return opener()
+    except OutboxPlacementError:
+        raise
     except OutboxError as exc:
         log.error("outbox: cannot be opened at start (%s); the terminal starts without accepting "
                   "submissions and tries again every %.0f s", exc, retry_s)
