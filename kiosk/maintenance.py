@@ -69,7 +69,7 @@ def make_hash(kind: str, secret: str, salt: str, iterations: int = DEFAULT_ITERA
 
 def _iterations(stored: str) -> int | None:
     parts = stored.split("$")
-    if len(parts) != 3 or parts[0] != SCHEME or not parts[1].isdigit():
+    if len(parts) != 3 or parts[0] != SCHEME or not parts[1].isdecimal():
         return None
     return int(parts[1])
 

@@ -146,7 +146,7 @@ def _enum(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():
         return int(value)
     return None
 
@@ -272,7 +272,7 @@ def parse_server(server: str) -> tuple[str, int] | None:
         host, port = server, ""
     if not host:
         raise ValueError(f"no host in {server!r}")
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
+    if port and not (port.isdecimal() and 0 < int(port) < 65536):
         raise ValueError(f"port {port!r} in {server!r} is not 1..65535")
     return host, int(port) if port else _DEFAULT_PORT
 

@@ -64,7 +64,7 @@ def picture_spread(image: np.ndarray) -> float:
 
 
 def source_kind(source: int | str) -> SourceKind:
-    if isinstance(source, int) or source.isdigit() or source.startswith("/dev/"):
+    if isinstance(source, int) or source.isdecimal() or source.startswith("/dev/"):
         return "device"
     return "url" if "://" in source else "file"
 
@@ -79,7 +79,7 @@ def usable_source(value: int | str) -> int | str:
     value = value.strip()
     if not value:
         raise ValueError("give a device index, device path, URL or file")
-    return int(value) if value.isdigit() else value
+    return int(value) if value.isdecimal() else value
 
 
 # the `source` parameter's type in each driver's Params
@@ -88,7 +88,7 @@ CameraSource = Annotated[int | str, AfterValidator(usable_source)]
 
 def shown_source(source: int | str) -> str:
     """The source as statuses and logs may show it: a URL's user:password is hidden."""
-    if isinstance(source, int) or source.isdigit():
+    if isinstance(source, int) or source.isdecimal():
         return f"/dev/video{int(source)}" if sys.platform.startswith("linux") else f"index {int(source)}"
     if "://" not in source:
         return source
