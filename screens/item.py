@@ -135,7 +135,14 @@ class FormScreen(ItemScreen):
         wrong = next((row for row, f in zip(rows, view.fields) if f.problem), None)
         if wrong is not None and view.reason in ("missing", "invalid"):
             # the field to fix, in sight: after the layout has placed the rows
-            Clock.schedule_once(lambda _dt: self.ids.scroll.scroll_to(wrong, padding=20, animate=False), 0)
+            Clock.schedule_once(lambda _dt: self._bring_into_sight(wrong), 0)
+
+    def _bring_into_sight(self, row: Any) -> None:
+        scroll = self.ids.scroll
+        scroll.scroll_to(row, padding=20, animate=False)
+        # Kivy sets scroll_y but leaves its scroll effect where the list was: the citizen's next
+        # drag would start from there and the list would jump back. The effect follows.
+        scroll._update_effect_bounds()
 
     def _row(self) -> FieldRow:
         row = FieldRow()
