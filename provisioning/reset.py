@@ -254,8 +254,9 @@ def _verify_export(archive: Path, into: Path, terminal_id: str, expected: int) -
             db.close()
         box = Outbox(into / "outbox" / "outbox.db", into / "keys" / "outbox.key", terminal_id)
         try:
-            # rows set aside as unreadable did not open on the kiosk either: exported as they are
-            for row_id, _state in [r for r in rows if r[1] != UNREADABLE]:
+            for row_id, state in rows:
+                if state == UNREADABLE:  # it did not open on the kiosk either: exported as it is
+                    continue
                 entry = box.get(row_id)
                 box.payload(entry)  # decrypts with the exported key, or raises
                 box.attachments(entry)
