@@ -576,11 +576,13 @@ class Freezer:
                     thawed.wait(seconds)
 
             def wait_for_visit(_dt: float) -> None:
+                # the lock is taken only now, from the UI thread's own turn: taken earlier, the app's
+                # once-a-second tick could block on it first and this callback would never run
+                threading.Thread(target=hold, name="test-visit-lock", daemon=True).start()
+                held.wait(5)
                 emit(event="frozen", how=how)
                 self.visit.tick()  # what the app's own once-a-second tick does: waits for the lock
                 emit(event="thawed", how=how)
-            threading.Thread(target=hold, name="test-visit-lock", daemon=True).start()
-            held.wait(5)
             Clock.schedule_once(wait_for_visit)
         elif how == "frames":
             def swallow(*_args: Any) -> bool:
