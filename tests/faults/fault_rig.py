@@ -186,8 +186,16 @@ class LogTrap(logging.Handler):
 
 
 # -- the process's resources ------------------------------------------------------------------------------
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def fd_targets() -> tuple[str, ...]:
+    """What each descriptor is open on (sockets and pipes by kind): which of them grew."""
+    targets = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        targets.append(target.split("[")[0] if target.startswith(("socket:", "pipe:", "anon_inode:")) else target)
+    return tuple(sorted(targets))
 
 
 def thread_names() -> list[str]:
@@ -201,11 +209,13 @@ class Resources:
     fds: int
     threads: int
     names: tuple[str, ...]
+    targets: tuple[str, ...] = ()
 
     @classmethod
     def now(cls) -> Resources:
         names = tuple(thread_names())
-        return cls(open_fds(), len(names), names)
+        targets = fd_targets()
+        return cls(len(targets), len(names), names, targets)
 
 
 # -- the rig ------------------------------------------------------------------------------------------------

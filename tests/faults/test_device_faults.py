@@ -489,19 +489,6 @@ def test_cupsd_restarted_mid_print_of_a_certificate(fresh: FaultRig) -> None:
 
 
 # -- the whole matrix ------------------------------------------------------------------------------------------------
-def _fd_targets() -> Counter[str]:
-    import os
-
-    targets: Counter[str] = Counter()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            target = os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            continue
-        targets[target.split("[")[0] if target.startswith(("socket:", "pipe:", "anon_inode:")) else target] += 1
-    return targets
-
-
 def test_no_thread_or_fd_growth_across_the_matrix(fresh: FaultRig, request: pytest.FixtureRequest) -> None:
     """Run last (after every fault above, or alone after one more round of device faults):
     the process holds no more threads or descriptors than after the warm-up."""
@@ -520,7 +507,8 @@ def test_no_thread_or_fd_growth_across_the_matrix(fresh: FaultRig, request: pyte
     except AssertionError:
         now = settled()
         grown = Counter(now.names) - Counter(base.names)
+        opened = Counter(now.targets) - Counter(base.targets)
         raise AssertionError(f"threads {base.threads} -> {now.threads} (new: {dict(grown)}), "
-                             f"fds {base.fds} -> {now.fds} (most held: {dict(_fd_targets().most_common(8))})"
+                             f"fds {base.fds} -> {now.fds} (new: {dict(opened)}; all: {dict(Counter(now.targets))})"
                              ) from None
     print(f"\nthreads {base.threads} -> {now.threads}, fds {base.fds} -> {now.fds} across the matrix")
