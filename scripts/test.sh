@@ -1,8 +1,24 @@
 #!/usr/bin/env bash
-# Install everything, then run every test. Extra arguments go to pytest.
+# Install everything, then run every test. Extra arguments go to one plain pytest run instead
+# (e.g. scripts/test.sh tests/test_visit.py -x).
+#
+# Two parts: most tests on two workers (pytest-xdist, a test file per worker at a time), then
+# the tests marked `solo` alone: they drive the screen under Xvfb or count a watchdog's pings,
+# and a second worker's load would make them measure the machine instead of the kiosk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 mkdir -p artifacts
 echo "[test] running the test suite (screenshots and other artefacts go to artifacts/)"
-exec .venv/bin/python -m pytest "$@"
+if (( $# )); then
+  exec .venv/bin/python -m pytest "$@"
+fi
+workers=$(( $(nproc) >= 2 ? 2 : 1 ))
+status=0
+echo "[test] part 1 of 2: the tests that can share the machine, on $workers workers"
+.venv/bin/python -m pytest -n "$workers" --dist loadfile -m "not solo" || status=$?
+echo "[test] part 2 of 2: the tests that need the machine to themselves"
+.venv/bin/python -m pytest -m solo || status=$((status ? status : $?))
+# pytest's own codes: 1 tests failed, 5 no test ran (a part that selected nothing fails too)
+(( status == 0 )) && echo "[test] both parts passed" || echo "[test] FAILED (pytest exit $status)" >&2
+exit "$status"
