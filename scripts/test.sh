@@ -3,8 +3,9 @@
 # (e.g. scripts/test.sh tests/test_visit.py -x).
 #
 # Two parts: most tests on two workers (pytest-xdist, a test file per worker at a time), then
-# the tests marked `solo` alone: they drive the screen under Xvfb or count a watchdog's pings,
-# and a second worker's load would make them measure the machine instead of the kiosk.
+# the tests marked `solo` alone: they drive the screen under Xvfb, count a watchdog's pings or
+# count the process's own threads and descriptors, and a second worker (its load, or earlier
+# modules' leftovers in the same process) would make them measure the machine, not the kiosk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -161,15 +161,18 @@ class KioskProcess:
             args += ["sleep", "0.03", "mousemove", "--window", window, str(x + dx * n // steps), str(y + dy * n // steps)]
         self.xdotool(*args, "sleep", "0.1", "mouseup", "1")
 
-    def reveal(self, event: dict[str, Any], action: str, tries: int = 8) -> dict[str, Any]:
+    def reveal(self, event: dict[str, Any], action: str, tries: int = 12) -> dict[str, Any]:
         """Scroll by dragging the list that hides the button `action` (as a citizen would)
-        until the button is in sight; the view line that shows it."""
-        for _ in range(tries):
+        until the button is in sight; the view line that shows it. (A long form in English
+        takes 8 drags of half the list from the first field to the last.)"""
+        for drags in range(tries + 1):  # the look after the last drag counts too
             if action not in event["targets"]:
                 raise AssertionError(f"no button {action!r} on screen; there are {sorted(event['targets'])}")
             hidden = event.get("clipped", {})
             if action not in hidden:
                 return event
+            if drags == tries:
+                break
             box = hidden[action]
             assert box is not None, f"button {action!r} is outside the window"
             x, y, w, h = box
