@@ -42,8 +42,7 @@ DEPLOY = ROOT / "deploy"
 UNITS = DEPLOY / "systemd"
 sys.path.insert(0, str(ROOT / "tests" / "ui"))
 from x11 import next_event, own_xvfb, stop_app  # tests/ui/x11.py
-
-pytestmark = pytest.mark.solo  # counts the UI's watchdog pings: alone, not beside a second worker
+# scripts/test.sh runs this module alone (SOLO): it counts the UI's watchdog pings
 
 DEVICES_OFF = {f"KIOSK__DEVICES__{name}__ENABLED": "false" for name in (
     "IDCARD", "SMARTCARD", "CAMERA", "RECEIPT_PRINTER", "A4_PRINTER", "SCANNER", "QR_SCANNER")}

@@ -48,9 +48,8 @@ UNKNOWN_APPOINTMENT = make_appointment_code("261127999999")  # well-formed, book
 # what the terminal may log at ERROR with a traceback while these faults happen: nothing
 EXPECTED_ERRORS: tuple[str, ...] = ()
 # The last test counts this process's threads and descriptors: in a pytest-xdist worker the
-# modules run before it leave their own (camera streams of their emulators) in the same process,
-# and they changed under it. Alone (scripts/test.sh, part 2) the process holds only this rig.
-pytestmark = pytest.mark.solo
+# modules run before it may leave their own in the same process (camera emulator streams changed
+# under it twice). scripts/test.sh runs this module alone (SOLO), first in its process.
 
 
 # -- the bench ------------------------------------------------------------------------------------------

@@ -25,17 +25,6 @@ import pytest
 from x11 import find_window, next_event, own_xvfb, stop_app, xdotool  # tests/ui/x11.py: pytest puts this folder on sys.path
 
 ROOT = Path(__file__).resolve().parents[2]
-HERE = Path(__file__).resolve().parent
-
-
-@pytest.hookimpl(tryfirst=True)  # before `-m` selects by marker
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test of this folder drives the screen: it runs alone (scripts/test.sh, part 2)."""
-    for item in items:
-        if item.path.is_relative_to(HERE):
-            item.add_marker(pytest.mark.solo)
-
-
 SHOTS = ROOT / "artifacts" / "screenshots"
 DRIVER = Path(__file__).with_name("drive_app.py")
 SCREEN = (1280, 800)
