@@ -206,16 +206,20 @@ def thread_names() -> list[str]:
 class Resources:
     """A snapshot of this process's threads and file descriptors."""
 
-    fds: int
-    threads: int
-    names: tuple[str, ...]
-    targets: tuple[str, ...] = ()
+    names: tuple[str, ...]  # the threads
+    targets: tuple[str, ...]  # the descriptors
+
+    @property
+    def threads(self) -> int:
+        return len(self.names)
+
+    @property
+    def fds(self) -> int:
+        return len(self.targets)
 
     @classmethod
     def now(cls) -> Resources:
-        names = tuple(thread_names())
-        targets = fd_targets()
-        return cls(len(targets), len(names), names, targets)
+        return cls(tuple(thread_names()), fd_targets())
 
 
 # -- the rig ------------------------------------------------------------------------------------------------
